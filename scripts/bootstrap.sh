@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ltxvfs needs to build, test, fuzz and benchmark.
+# Idempotent: when everything is already installed it prints nothing and touches nothing.
+# Run as root (or with sudo available). Used by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates
+  clang libclang-rt-14-dev   # sanitizer builds and libFuzzer targets
+  liblz4-dev lz4             # LTX page compression; the lz4 CLI is the benchmark baseline
+  libsqlite3-dev sqlite3     # the VFS, the demo, round-trip tests
+  check                      # unit tests
+  libjansson-dev             # JSON (test vectors' sidecars)
+  libmicrohttpd-dev libcurl4-openssl-dev libssl-dev  # fakes3 and the S3 client
+  python3                    # test helpers
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "bootstrap: need root to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+echo "bootstrap: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "bootstrap: done"
