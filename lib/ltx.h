@@ -230,7 +230,10 @@ lv_err ltx_encoder_page(ltx_encoder *e, uint32_t pgno, const void *page, char *e
  * snapshot the encoder computes it from the pages it was given when none is set.
  */
 void ltx_encoder_set_post_apply(ltx_encoder *e, uint64_t checksum);
-/* The XOR-fold of the page checksums written so far, as ltx_db_checksum_update would build it. */
+/*
+ * The database checksum of the pages written so far, as ltx_db_checksum_update builds it (bit 63
+ * set): for a snapshot, the database's checksum once every page is in.
+ */
 uint64_t ltx_encoder_pages_checksum(const ltx_encoder *e);
 /*
  * Ends the page block, writes the page index and trailer, and flushes. *t (if not NULL) receives
@@ -272,7 +275,7 @@ const ltx_header *ltx_decoder_header(const ltx_decoder *d);
 lv_err ltx_decoder_next(ltx_decoder *d, ltx_frame_info *fi, const uint8_t **page, char *err);
 /* After the end: the trailer as read. NULL before. */
 const ltx_trailer *ltx_decoder_trailer(const ltx_decoder *d);
-/* The XOR-fold of the page checksums decoded so far (see ltx_db_checksum_update). */
+/* The database checksum of the pages decoded so far: the XOR of their checksums, bit 63 set. */
 uint64_t ltx_decoder_pages_checksum(const ltx_decoder *d);
 /* Bytes consumed so far. */
 uint64_t ltx_decoder_offset(const ltx_decoder *d);

@@ -86,6 +86,7 @@ lv_err ltx_apply(int db_fd, ltx_read_fn read, void *ctx, uint64_t *db_checksum, 
             goto done;
         if ((rc = ltx_pwrite_full(db_fd, page, ps, (uint64_t)(fi.pgno - 1) * ps, err)) != LV_OK)
             goto done;
+        /* The new page's checksum is the change in the decoder's fold (bit 63 is restored). */
         sum = ltx_db_checksum_update(sum, 0, before ^ ltx_decoder_pages_checksum(d));
     }
     if (!snapshot)

@@ -146,7 +146,7 @@ const ltx_trailer *ltx_decoder_trailer(const ltx_decoder *d)
 
 uint64_t ltx_decoder_pages_checksum(const ltx_decoder *d)
 {
-    return d->pages_xor;
+    return LTX_CHECKSUM_FLAG | d->pages_xor;
 }
 
 uint64_t ltx_decoder_offset(const ltx_decoder *d)

@@ -207,7 +207,7 @@ void ltx_encoder_set_post_apply(ltx_encoder *e, uint64_t checksum)
 
 uint64_t ltx_encoder_pages_checksum(const ltx_encoder *e)
 {
-    return e->pages_xor;
+    return LTX_CHECKSUM_FLAG | e->pages_xor;
 }
 
 uint64_t ltx_encoder_size(const ltx_encoder *e)
