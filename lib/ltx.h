@@ -226,8 +226,8 @@ lv_err ltx_encoder_open(ltx_encoder **out, const ltx_header *h, ltx_write_fn wri
 /* Compresses and writes one page of h->page_size bytes. */
 lv_err ltx_encoder_page(ltx_encoder *e, uint32_t pgno, const void *page, char *err);
 /*
- * Sets the post-apply checksum. Needed for incremental files that track checksums; for a
- * snapshot the encoder computes it from the pages it was given when none is set.
+ * Sets the post-apply checksum. Needed for incremental files that track checksums; a snapshot's
+ * is computed from its pages, and one set here must agree with it (else finish fails).
  */
 void ltx_encoder_set_post_apply(ltx_encoder *e, uint64_t checksum);
 /*

@@ -230,16 +230,22 @@ lv_err ltx_encoder_finish(ltx_encoder *e, ltx_trailer *t, char *err)
                            e->prev_pgno, h->commit);
     }
     ltx_trailer tr = {0, 0};
+    uint64_t pages = LTX_CHECKSUM_FLAG | e->pages_xor;
     if (ltx_header_no_checksum(h))
         tr.post_apply_checksum = 0;
+    else if (ltx_header_is_snapshot(h) && e->post_apply_set && e->post_apply != pages)
+        return lv_fail(err, LV_EINVAL,
+                       "encoder: post-apply checksum %016llx was set for a snapshot whose pages "
+                       "give %016llx",
+                       (ull)e->post_apply, (ull)pages);
+    else if (ltx_header_is_snapshot(h))
+        tr.post_apply_checksum = pages; /* a snapshot's is known: its pages are the database */
     else if (e->post_apply_set)
         tr.post_apply_checksum = e->post_apply;
-    else if (ltx_header_is_snapshot(h))
-        tr.post_apply_checksum = LTX_CHECKSUM_FLAG | e->pages_xor;
     else
         return lv_fail(err, LV_EINVAL,
-                       "encoder: post-apply checksum required for an "
-                       "incremental file that tracks checksums");
+                       "encoder: post-apply checksum required for an incremental file that "
+                       "tracks checksums");
 
     static const uint8_t zero_header[LTX_PAGE_HEADER_SIZE];
     if ((rc = emit(e, zero_header, sizeof zero_header, 1, err)) != LV_OK)
