@@ -323,7 +323,7 @@ lv_err ltx_compact(const ltx_source *inputs, size_t n, ltx_write_fn write, void 
  *
  * Pages are written as they are decoded. If the stream turns out to be corrupt part-way, the
  * database is left partly written and the error says so: a caller that needs all-or-nothing
- * verifies the file first (ltxctl apply does).
+ * verifies the file first (ltxctl apply does). *h (may be NULL) receives the file's header.
  */
 lv_err ltx_apply(int db_fd, ltx_read_fn read, void *ctx, uint64_t *db_checksum, ltx_header *h,
                  char *err);

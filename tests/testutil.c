@@ -188,10 +188,9 @@ void tu_assert_header_eq(const ltx_header *a, const ltx_header *b, const char *w
                   (unsigned long long)a->max_txid, (unsigned long long)b->max_txid);
     ck_assert_msg(a->timestamp == b->timestamp, "%s: timestamp %lld != %lld", what,
                   (long long)a->timestamp, (long long)b->timestamp);
-    ck_assert_msg(a->pre_apply_checksum == b->pre_apply_checksum,
-                  "%s: pre-apply %016llx != %016llx", what,
-                  (unsigned long long)a->pre_apply_checksum,
-                  (unsigned long long)b->pre_apply_checksum);
+    ck_assert_msg(
+        a->pre_apply_checksum == b->pre_apply_checksum, "%s: pre-apply %016llx != %016llx", what,
+        (unsigned long long)a->pre_apply_checksum, (unsigned long long)b->pre_apply_checksum);
     ck_assert_msg(a->wal_offset == b->wal_offset, "%s: wal offset %lld != %lld", what,
                   (long long)a->wal_offset, (long long)b->wal_offset);
     ck_assert_msg(a->wal_size == b->wal_size, "%s: wal size %lld != %lld", what,
