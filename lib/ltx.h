@@ -98,7 +98,7 @@ typedef struct ltx_trailer {
     uint64_t file_checksum;
 } ltx_trailer;
 
-/* ---- header, trailer, small rules ------------------------------------------------------------ */
+/* ---- header, trailer, small rules ---- */
 
 /* 1 when sz is a power of two in 512..65536. */
 int ltx_page_size_valid(uint32_t sz);
@@ -126,8 +126,7 @@ void ltx_trailer_decode(ltx_trailer *t, const uint8_t in[LTX_TRAILER_SIZE]);
 /* Post-apply present and flagged (zero under NoChecksum); file checksum present and flagged. */
 lv_err ltx_trailer_validate(const ltx_trailer *t, const ltx_header *h, char *err);
 
-/* ---- checksums ---------------------------------------------------------------------------------
- */
+/* ---- checksums ---- */
 
 /* flag | CRC64(be32(pgno) || page[0..page_size)). */
 uint64_t ltx_page_checksum(uint32_t pgno, const void *page, uint32_t page_size);
@@ -144,8 +143,7 @@ uint64_t ltx_db_checksum_update(uint64_t db, uint64_t old_page, uint64_t new_pag
 lv_err ltx_db_checksum_fd(int fd, uint32_t page_size, uint32_t page_count, uint64_t *out,
                           char *err);
 
-/* ---- random access: page index and single frames ----------------------------------------------
- */
+/* ---- random access: page index and single frames ---- */
 
 typedef struct ltx_index_entry {
     uint32_t pgno;
@@ -190,8 +188,7 @@ const ltx_index_entry *ltx_index_find(const ltx_page_index *idx, uint32_t pgno);
 lv_err ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size, uint32_t expect_pgno,
                         uint8_t *page_out, uint32_t *pgno, char *err);
 
-/* ---- streams -----------------------------------------------------------------------------------
- */
+/* ---- streams ---- */
 
 /* Writes all n bytes or fails. */
 typedef lv_err (*ltx_write_fn)(void *ctx, const void *buf, size_t n, char *err);
@@ -210,8 +207,7 @@ typedef struct ltx_mem_reader {
 } ltx_mem_reader;
 lv_err ltx_mem_read(void *ctx, void *buf, size_t n, size_t *got, char *err);
 
-/* ---- streaming encoder -------------------------------------------------------------------------
- */
+/* ---- streaming encoder ---- */
 
 typedef struct ltx_encoder ltx_encoder;
 
@@ -244,8 +240,7 @@ lv_err ltx_encoder_finish(ltx_encoder *e, ltx_trailer *t, char *err);
 uint64_t ltx_encoder_size(const ltx_encoder *e);
 void ltx_encoder_free(ltx_encoder *e);
 
-/* ---- streaming decoder -------------------------------------------------------------------------
- */
+/* ---- streaming decoder ---- */
 
 typedef struct ltx_decoder ltx_decoder;
 
@@ -288,8 +283,7 @@ void ltx_decoder_free(ltx_decoder *d);
 lv_err ltx_verify(ltx_read_fn read, void *ctx, ltx_header *h, ltx_trailer *t, uint32_t *pages,
                   char *err);
 
-/* ---- compaction --------------------------------------------------------------------------------
- */
+/* ---- compaction ---- */
 
 typedef struct ltx_source {
     ltx_read_fn read;
@@ -309,8 +303,7 @@ typedef struct ltx_source {
 lv_err ltx_compact(const ltx_source *inputs, size_t n, ltx_write_fn write, void *ctx, ltx_header *h,
                    ltx_trailer *t, char *err);
 
-/* ---- apply -------------------------------------------------------------------------------------
- */
+/* ---- apply ---- */
 
 /*
  * Applies one LTX stream to the database file open on db_fd (read-write). *db_checksum is the
@@ -319,7 +312,8 @@ lv_err ltx_compact(const ltx_source *inputs, size_t n, ltx_write_fn write, void 
  * Unless the file has NoChecksum or is a snapshot, its pre-apply checksum must equal
  * *db_checksum (LV_ECHECKSUM, "pre-apply checksum mismatch: <db> <> <file>") before anything is
  * written; after the pages, the result must equal its post-apply checksum. A snapshot replaces the
- * whole file. The file is truncated to commit pages.
+ * whole database, whatever its page size, but the target must be empty or a SQLite database: a
+ * file that is neither is refused, never overwritten. The file is truncated to commit pages.
  *
  * Pages are written as they are decoded. If the stream turns out to be corrupt part-way, the
  * database is left partly written and the error says so: a caller that needs all-or-nothing
@@ -328,8 +322,7 @@ lv_err ltx_compact(const ltx_source *inputs, size_t n, ltx_write_fn write, void 
 lv_err ltx_apply(int db_fd, ltx_read_fn read, void *ctx, uint64_t *db_checksum, ltx_header *h,
                  char *err);
 
-/* ---- database files ----------------------------------------------------------------------------
- */
+/* ---- database files ---- */
 
 /*
  * Reads a SQLite database file's page size (header offset 16, 1 meaning 65536) and page count

@@ -51,7 +51,7 @@ lv_err ltx_apply(int db_fd, ltx_read_fn read, void *ctx, uint64_t *db_checksum, 
         uint32_t db_ps, db_pages;
         if ((rc = ltx_db_geometry(db_fd, &db_ps, &db_pages, err)) != LV_OK)
             goto done;
-        if (db_ps != ps) {
+        if (db_ps != ps && !snapshot) { /* a snapshot may change the page size */
             rc = lv_fail(err, LV_EINVAL, "database page size is %u, the LTX file's is %u", db_ps,
                          ps);
             goto done;

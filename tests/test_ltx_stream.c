@@ -1149,6 +1149,45 @@ START_TEST(test_apply_snapshot_replaces_a_larger_database)
 }
 END_TEST
 
+/* A snapshot may change the page size: it replaces a 512-byte-page database entirely. */
+START_TEST(test_apply_snapshot_replaces_a_database_of_another_page_size)
+{
+    uint8_t small[4 * 512] = {0};
+    memcpy(small, "SQLite format 3", 16);
+    small[16] = 0x02; /* page size 512, big-endian */
+    char *path = tu_tmp_path("pagesize.db");
+    tu_write_file(path, small, sizeof small);
+    int fd = tu_open(path, O_RDWR);
+    uint64_t cks = 0;
+    char err[LV_ERRLEN] = "";
+    ck_assert_msg(apply_vector(fd, "snapshot-txid1.ltx", &cks, NULL, err) == LV_OK, "%s", err);
+    ck_assert_uint_eq(cks, checksum_of_db("db-txid1.db"));
+    close(fd);
+    assert_file_is(path, "db-txid1.db");
+    tu_tmp_remove(path);
+}
+END_TEST
+
+/* Whatever the target holds, if it is not a SQLite database it is never overwritten. */
+START_TEST(test_apply_snapshot_refuses_a_file_that_is_not_a_database)
+{
+    static const char text[] = "my notes, not a database; nothing may overwrite them\n";
+    char *path = tu_tmp_path("notes.txt");
+    tu_write_file(path, text, sizeof text - 1);
+    int fd = tu_open(path, O_RDWR);
+    uint64_t cks = 0;
+    char err[LV_ERRLEN] = "";
+    ck_assert_int_eq(apply_vector(fd, "snapshot-txid1.ltx", &cks, NULL, err), LV_ECORRUPT);
+    ck_assert_msg(strstr(err, "not a SQLite database") != NULL, "message: %s", err);
+    close(fd);
+    size_t n;
+    uint8_t *after = tu_read_file(path, &n);
+    ck_assert_msg(n == sizeof text - 1 && memcmp(after, text, n) == 0, "the file was changed");
+    free(after);
+    tu_tmp_remove(path);
+}
+END_TEST
+
 START_TEST(test_apply_truncates_to_commit_and_tracks_checksum)
 {
     const uint32_t commit = 20;
@@ -1247,6 +1286,8 @@ static Suite *stream_suite(void)
     tc = tcase_create("apply");
     tcase_add_test(tc, test_apply_chain_onto_empty_file_gives_db_txid3);
     tcase_add_test(tc, test_apply_snapshot_replaces_a_larger_database);
+    tcase_add_test(tc, test_apply_snapshot_replaces_a_database_of_another_page_size);
+    tcase_add_test(tc, test_apply_snapshot_refuses_a_file_that_is_not_a_database);
     tcase_add_test(tc, test_apply_truncates_to_commit_and_tracks_checksum);
     tcase_add_test(tc, test_apply_refuses_corrupt_stream);
     suite_add_tcase(s, tc);
