@@ -137,6 +137,12 @@ uint64_t ltx_page_checksum(uint32_t pgno, const void *page, uint32_t page_size);
  */
 uint64_t ltx_db_checksum_update(uint64_t db, uint64_t old_page, uint64_t new_page);
 /*
+ * The XOR of the page checksums of all-zero pages first..last (the lock page skipped; 0 if
+ * first > last), for ltx_db_checksum_update's new_page: what a file extended with zeros adds.
+ * Constant time whatever the range (bit 63 of the result is not meaningful).
+ */
+uint64_t ltx_zero_pages_checksum(uint32_t first, uint32_t last, uint32_t page_size);
+/*
  * The database checksum of `page_count` pages of a database file (the lock page skipped), read
  * with pread. LV_EIO if the file is shorter than page_count pages.
  */

@@ -66,6 +66,9 @@ lv_err ltx_apply(int db_fd, ltx_read_fn read, void *ctx, uint64_t *db_checksum, 
                      (ull)ltx_db_checksum_update(sum, 0, 0), (ull)h->pre_apply_checksum);
         goto done;
     }
+    /* Growth the file does not carry (pages past the old end it skips) reads back as zeros, so
+     * those pages count as zero pages: next_new is the first one not yet accounted for. */
+    uint64_t next_new = (uint64_t)old_count + 1;
     if (!(scratch = lv_malloc(ps))) {
         rc = lv_fail(err, LV_ENOMEM, "apply: out of memory");
         goto done;
@@ -84,11 +87,19 @@ lv_err ltx_apply(int db_fd, ltx_read_fn read, void *ctx, uint64_t *db_checksum, 
         if (!snapshot && fi.pgno <= old_count &&
             (rc = take_out(db_fd, fi.pgno, ps, scratch, &sum, err)) != LV_OK)
             goto done;
+        if (!snapshot && fi.pgno >= next_new) {
+            sum = ltx_db_checksum_update(
+                sum, 0, ltx_zero_pages_checksum((uint32_t)next_new, fi.pgno - 1, ps));
+            next_new = fi.pgno + 1;
+        }
         if ((rc = ltx_pwrite_full(db_fd, page, ps, (uint64_t)(fi.pgno - 1) * ps, err)) != LV_OK)
             goto done;
         /* The new page's checksum is the change in the decoder's fold (bit 63 is restored). */
         sum = ltx_db_checksum_update(sum, 0, before ^ ltx_decoder_pages_checksum(d));
     }
+    if (!snapshot && next_new <= h->commit)
+        sum = ltx_db_checksum_update(sum, 0,
+                                     ltx_zero_pages_checksum((uint32_t)next_new, h->commit, ps));
     if (!snapshot)
         for (uint32_t pgno = h->commit + 1; pgno <= old_count; pgno++)
             if (pgno != lock && (rc = take_out(db_fd, pgno, ps, scratch, &sum, err)) != LV_OK)

@@ -174,6 +174,55 @@ uint64_t ltx_db_checksum_update(uint64_t db, uint64_t old_page, uint64_t new_pag
     return LTX_CHECKSUM_FLAG | (db ^ old_page ^ new_page);
 }
 
+/*
+ * A zero page's checksum is flag | CRC(be32(p) || 0^ps) = flag | (M(c(p)) ^ Z), with
+ * c(p) = CRC(be32(p)), Z = CRC(0^ps) and M the (linear) multiplication by x^(8*ps). c is affine in
+ * the bits of p, c(p) = A(p) ^ c(0), so over n pages the XOR of c(p) is c(X) ^ (n even ? c(0) : 0),
+ * where X is the XOR of the pgnos, which has a closed form over a range. Hence O(1).
+ */
+static uint64_t xor_upto(uint64_t n) /* 1 ^ 2 ^ ... ^ n */
+{
+    switch (n & 3) {
+    case 0:
+        return n;
+    case 1:
+        return 1;
+    case 2:
+        return n + 1;
+    default:
+        return 0;
+    }
+}
+
+uint64_t ltx_zero_pages_checksum(uint32_t first, uint32_t last, uint32_t page_size)
+{
+    if (first == 0)
+        first = 1;
+    if (first > last)
+        return 0;
+    uint64_t x = xor_upto(last) ^ xor_upto(first - 1);
+    uint64_t n = (uint64_t)last - first + 1;
+    uint32_t lock = ltx_lock_pgno(page_size);
+    if (lock >= first && lock <= last) {
+        x ^= lock;
+        n--;
+    }
+    if (n == 0)
+        return 0;
+    static const uint8_t zeros[4096];
+    uint64_t z = 0;
+    for (uint32_t done = 0; done < page_size; done += sizeof zeros)
+        z = crc64_update(z, zeros,
+                         page_size - done < sizeof zeros ? page_size - done : sizeof zeros);
+    uint8_t be[4];
+    ltx_put_be32(be, 0);
+    uint64_t c0 = crc64_update(0, be, 4);
+    ltx_put_be32(be, (uint32_t)x);
+    uint64_t cx = crc64_update(0, be, 4) ^ ((n & 1) ? 0 : c0);
+    uint64_t op = crc64_combine_op(page_size);
+    return crc64_combine_with(cx, (n & 1) ? z : 0, op);
+}
+
 /* ---- page index ---- */
 
 lv_err ltx_index_locate(const uint8_t tail[LTX_TAIL_SIZE], uint64_t file_size,

@@ -451,6 +451,47 @@ START_TEST(test_db_checksum_update_algebra)
 }
 END_TEST
 
+/* The closed form against the page-by-page fold, for small ranges and around the lock page. */
+static uint64_t zero_fold(uint32_t first, uint32_t last, uint32_t ps)
+{
+    static uint8_t zero[65536];
+    uint64_t x = 0;
+    for (uint64_t p = first; p <= last; p++)
+        if (p != ltx_lock_pgno(ps))
+            x ^= ltx_page_checksum((uint32_t)p, zero, ps);
+    return x;
+}
+
+START_TEST(test_zero_pages_checksum_equals_the_page_by_page_fold)
+{
+    static const uint32_t sizes[] = {512, 4096, 65536};
+    for (size_t i = 0; i < 3; i++) {
+        uint32_t ps = sizes[i], lock = ltx_lock_pgno(ps);
+        const uint32_t ranges[][2] = {{1, 1},
+                                      {1, 2},
+                                      {1, 3},
+                                      {1, 4},
+                                      {2, 9},
+                                      {7, 31},
+                                      {30, 29},
+                                      {100, 163},
+                                      {lock, lock},
+                                      {lock - 1, lock},
+                                      {lock - 3, lock + 4},
+                                      {lock + 1, lock + 2},
+                                      {UINT32_MAX - 5, UINT32_MAX}};
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            uint64_t got = ltx_zero_pages_checksum(ranges[r][0], ranges[r][1], ps);
+            uint64_t want = zero_fold(ranges[r][0], ranges[r][1], ps);
+            ck_assert_msg((got & ~LTX_CHECKSUM_FLAG) == (want & ~LTX_CHECKSUM_FLAG),
+                          "page size %u, pages %u..%u: %016llx, page by page %016llx", ps,
+                          ranges[r][0], ranges[r][1], (unsigned long long)got,
+                          (unsigned long long)want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_db_checksum_fold_of_sidecar_pages_equals_ltx_checksum)
 {
     /* Folding the snapshot's page checksums from 0 gives db-txid1's `ltx checksum`; replacing
@@ -700,6 +741,7 @@ static Suite *format_suite(void)
     tcase_add_test(tc, test_lock_pgno);
     tcase_add_test(tc, test_page_checksum_matches_sidecars);
     tcase_add_test(tc, test_db_checksum_update_algebra);
+    tcase_add_test(tc, test_zero_pages_checksum_equals_the_page_by_page_fold);
     tcase_add_test(tc, test_db_checksum_fold_of_sidecar_pages_equals_ltx_checksum);
     tcase_add_test(tc, test_db_checksum_fd_equals_ltx_checksum_of_each_database);
     tcase_add_test(tc, test_db_checksum_fd_of_a_prefix_and_past_the_end);

@@ -1188,6 +1188,51 @@ START_TEST(test_apply_snapshot_refuses_a_file_that_is_not_a_database)
 }
 END_TEST
 
+/*
+ * A file may grow the database without carrying every new page (found by the fuzzer): the pages
+ * it skips read back as zeros, and the checksum apply returns must count them as such, for a
+ * NoChecksum file and for a checksummed one whose post-apply is the true one.
+ */
+START_TEST(test_apply_counts_pages_a_growing_file_skips_as_zeros)
+{
+    for (int tracked = 0; tracked <= 1; tracked++) {
+        size_t n;
+        uint8_t *db1 = tu_read_file(tu_ltx("db-txid1.db"), &n);
+        char *path = tu_tmp_path("grow.db");
+        tu_write_file(path, db1, n);
+        free(db1);
+        int fd = tu_open(path, O_RDWR);
+        uint64_t cks = checksum_of_fd(fd);
+
+        /* the true result: pages 29, 31, 32, 34 zero, 30 and 33 carried */
+        uint8_t pages[2 * 4096];
+        memset(pages, 0x5a, sizeof pages);
+        uint32_t pgnos[2] = {30, 33};
+        uint8_t zero[4096] = {0};
+        uint64_t post = cks;
+        for (uint32_t p = 29; p <= 34; p++)
+            post = ltx_db_checksum_update(post, 0,
+                                          p == 30 || p == 33 ? ltx_page_checksum(p, pages, 4096)
+                                                             : ltx_page_checksum(p, zero, 4096));
+        ltx_header h = {.page_size = 4096, .commit = 34, .min_txid = 2, .max_txid = 2};
+        if (tracked)
+            h.pre_apply_checksum = cks;
+        else
+            h.flags = LTX_HEADER_FLAG_NO_CHECKSUM;
+        size_t fn;
+        uint8_t *f = tu_craft_ltx(&h, pgnos, pages, 2, tracked ? post : 0, &fn);
+        ltx_mem_reader r = tu_reader(f, fn);
+        char err[LV_ERRLEN] = "";
+        ck_assert_msg(ltx_apply(fd, ltx_mem_read, &r, &cks, NULL, err) == LV_OK, "%s", err);
+        ck_assert_uint_eq(cks, post);
+        ck_assert_uint_eq(cks, checksum_of_fd(fd));
+        close(fd);
+        free(f);
+        tu_tmp_remove(path);
+    }
+}
+END_TEST
+
 START_TEST(test_apply_truncates_to_commit_and_tracks_checksum)
 {
     const uint32_t commit = 20;
@@ -1288,6 +1333,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, test_apply_snapshot_replaces_a_larger_database);
     tcase_add_test(tc, test_apply_snapshot_replaces_a_database_of_another_page_size);
     tcase_add_test(tc, test_apply_snapshot_refuses_a_file_that_is_not_a_database);
+    tcase_add_test(tc, test_apply_counts_pages_a_growing_file_skips_as_zeros);
     tcase_add_test(tc, test_apply_truncates_to_commit_and_tracks_checksum);
     tcase_add_test(tc, test_apply_refuses_corrupt_stream);
     suite_add_tcase(s, tc);
