@@ -12,6 +12,8 @@ packages=(
   check                      # unit tests
   libjansson-dev             # JSON (test vectors' sidecars)
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev  # fakes3 and the S3 client
+  libexpat1-dev              # fakes3: request XML bodies (pkg-config expat)
+  curl python3-boto3         # fakes3 tests: curl --aws-sigv4 and the AWS SDK for Python
   python3                    # test helpers
 )
 

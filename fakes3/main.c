@@ -1,0 +1,281 @@
+/*
+ * fakes3: an S3-compatible server for development and CI (build/fakes3). This file: the command
+ * line, start-up, and shutdown on SIGINT/SIGTERM.
+ *
+ * Start-up order: bind the port (so a taken port is reported before anything else is touched),
+ * open the store, serve. Threads: main blocks SIGINT and SIGTERM before any other thread exists
+ * (so every thread inherits the mask), starts the server, and then waits for one of them with
+ * sigwait; the server's connection threads never see a signal. Shutdown stops the server (ending
+ * every connection and joining its thread: an upload cut off is discarded, never half stored), then
+ * closes the store.
+ *
+ * Exit status: 0 after a clean shutdown, 1 when start-up fails (port taken, data directory
+ * unusable), 2 for a bad command line.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "server.h"
+#include "store.h"
+
+#ifndef FAKES3_VERSION
+#define FAKES3_VERSION "0"
+#endif
+
+#define DEFAULT_LISTEN     "127.0.0.1:9000"
+#define DEFAULT_DATA_DIR   "./fakes3-data"
+#define DEFAULT_REGION     "us-east-1"
+#define DEFAULT_ACCESS_KEY "fakes3"
+#define DEFAULT_SECRET_KEY "fakes3secret"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: fakes3 [options]\n"
+           "\n"
+           "An S3-compatible server for development and CI. Requests must be signed with AWS\n"
+           "Signature V4 (header or presigned URL) by the one key pair below, unless\n"
+           "--anonymous.\n"
+           "\n"
+           "  --listen ADDR:PORT      where to listen (default " DEFAULT_LISTEN "; port 0 picks\n"
+           "                          a free port, printed at start; [::1]:PORT for IPv6)\n"
+           "  --data-dir DIR          where buckets and objects are kept (default " DEFAULT_DATA_DIR
+           ");\n"
+           "                          created if missing; must be empty or a fakes3 data dir\n"
+           "  --memory                keep everything in memory instead (gone at exit)\n"
+           "  --fsync                 fsync each object and its folder before answering: durable\n"
+           "                          against power loss, at the cost of a disk flush per write\n"
+           "                          (default off: atomic against a crash of fakes3, not of the\n"
+           "                          machine)\n"
+           "  --region REGION         region of every bucket; requests must be signed for it\n"
+           "                          (default " DEFAULT_REGION ")\n"
+           "  --access-key KEY        access key id (default $FAKES3_ACCESS_KEY, else "
+           "\"" DEFAULT_ACCESS_KEY "\")\n"
+           "  --secret-key SECRET     secret key (default $FAKES3_SECRET_KEY, else "
+           "\"" DEFAULT_SECRET_KEY "\")\n"
+           "  --anonymous             accept every request without checking signatures\n"
+           "  --vhost-domain DOMAIN   Host \"<bucket>.DOMAIN[:port]\" addresses a bucket\n"
+           "                          (virtual-host style; default localhost)\n"
+           "  --max-connections N     simultaneous connections, one thread each (default 1024)\n"
+           "  --max-object-size BYTES largest PutObject body (default 5368709120, S3's limit)\n"
+           "  --log FILE              append one JSON line per request (time, request id,\n"
+           "                          operation, bucket, key, range, status, bytes, duration)\n"
+           "  --clock-skew SECONDS    run the server's clock this far ahead (negative: behind);\n"
+           "                          for testing RequestTimeTooSkewed and expiry\n"
+           "  --help                  this text\n"
+           "  --version               the version\n"
+           "\n"
+           "Stops cleanly on SIGINT or SIGTERM. Exit status: 0 after a clean stop, 1 when it\n"
+           "cannot start (port taken, data directory unusable), 2 for a bad command line.\n");
+}
+
+typedef struct clock_ctx {
+    int64_t skew_ms;
+} clock_ctx;
+
+static int64_t real_clock(void *ctx)
+{
+    const clock_ctx *c = ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + c->skew_ms;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_LISTEN = 1000,
+    OPT_DATA_DIR,
+    OPT_MEMORY,
+    OPT_FSYNC,
+    OPT_REGION,
+    OPT_ACCESS_KEY,
+    OPT_SECRET_KEY,
+    OPT_ANONYMOUS,
+    OPT_VHOST,
+    OPT_MAX_CONN,
+    OPT_MAX_OBJ,
+    OPT_LOG,
+    OPT_SKEW,
+    OPT_HELP,
+    OPT_VERSION
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"memory", no_argument, NULL, OPT_MEMORY},
+        {"fsync", no_argument, NULL, OPT_FSYNC},
+        {"region", required_argument, NULL, OPT_REGION},
+        {"access-key", required_argument, NULL, OPT_ACCESS_KEY},
+        {"secret-key", required_argument, NULL, OPT_SECRET_KEY},
+        {"anonymous", no_argument, NULL, OPT_ANONYMOUS},
+        {"vhost-domain", required_argument, NULL, OPT_VHOST},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"max-object-size", required_argument, NULL, OPT_MAX_OBJ},
+        {"log", required_argument, NULL, OPT_LOG},
+        {"clock-skew", required_argument, NULL, OPT_SKEW},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    clock_ctx clk = {0};
+    fs3_store_options so = {.dir = DEFAULT_DATA_DIR};
+    fs3_config cfg = {
+        .listen = DEFAULT_LISTEN,
+        .region = DEFAULT_REGION,
+        .access_key = getenv("FAKES3_ACCESS_KEY"),
+        .secret_key = getenv("FAKES3_SECRET_KEY"),
+        .vhost_domain = "localhost",
+        .max_connections = 1024,
+        .max_object_size = 5368709120ull,
+        .clock = real_clock,
+        .clock_ctx = &clk,
+    };
+    if (!cfg.access_key || !*cfg.access_key)
+        cfg.access_key = DEFAULT_ACCESS_KEY;
+    if (!cfg.secret_key || !*cfg.secret_key)
+        cfg.secret_key = DEFAULT_SECRET_KEY;
+
+    int c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            cfg.listen = optarg;
+            break;
+        case OPT_DATA_DIR:
+            so.dir = optarg;
+            break;
+        case OPT_MEMORY:
+            so.memory = 1;
+            break;
+        case OPT_FSYNC:
+            so.fsync = 1;
+            break;
+        case OPT_REGION:
+            cfg.region = optarg;
+            break;
+        case OPT_ACCESS_KEY:
+            cfg.access_key = optarg;
+            break;
+        case OPT_SECRET_KEY:
+            cfg.secret_key = optarg;
+            break;
+        case OPT_ANONYMOUS:
+            cfg.anonymous = 1;
+            break;
+        case OPT_VHOST:
+            cfg.vhost_domain = optarg;
+            break;
+        case OPT_MAX_CONN:
+            if (parse_u64(optarg, &v) != 0 || v < 1 || v > 65536) {
+                fprintf(stderr, "fakes3: --max-connections %s: want 1..65536\n", optarg);
+                return 2;
+            }
+            cfg.max_connections = (unsigned)v;
+            break;
+        case OPT_MAX_OBJ:
+            if (parse_u64(optarg, &v) != 0) {
+                fprintf(stderr, "fakes3: --max-object-size %s: want a number of bytes\n", optarg);
+                return 2;
+            }
+            cfg.max_object_size = v;
+            break;
+        case OPT_LOG:
+            cfg.log_path = optarg;
+            break;
+        case OPT_SKEW: {
+            char *end;
+            long long s = strtoll(optarg, &end, 10);
+            if (!*optarg || *end) {
+                fprintf(stderr, "fakes3: --clock-skew %s: want seconds\n", optarg);
+                return 2;
+            }
+            clk.skew_ms = s * 1000;
+            break;
+        }
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("fakes3 %s\n", FAKES3_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fakes3: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (!*cfg.region || !*cfg.access_key || !*cfg.secret_key) {
+        fprintf(stderr, "fakes3: --region, --access-key and --secret-key must not be empty\n");
+        return 2;
+    }
+
+    /* every thread made from here on inherits this mask: only sigwait below sees the signals */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* the port first: a taken port is reported before a data directory is made or locked */
+    char err[LV_ERRLEN] = "";
+    fs3_server *srv = NULL;
+    if (fs3_server_bind(&cfg, &srv, err) != LV_OK) {
+        fprintf(stderr, "fakes3: %s\n", err);
+        return 1;
+    }
+    fs3_store *st = NULL;
+    if (fs3_store_open(&so, &st, err) != FS3_OK) {
+        fprintf(stderr, "fakes3: %s\n", err);
+        fs3_server_stop(srv);
+        return 1;
+    }
+    if (fs3_server_serve(srv, st, err) != LV_OK) {
+        fprintf(stderr, "fakes3: %s\n", err);
+        fs3_server_stop(srv);
+        fs3_store_close(st);
+        return 1;
+    }
+    size_t nb = 0, no = 0;
+    fs3_store_counts(st, &nb, &no);
+    if (so.memory)
+        printf("fakes3 listening on http://%s (memory store, region %s%s)\n",
+               fs3_server_address(srv), cfg.region, cfg.anonymous ? ", anonymous" : "");
+    else
+        printf("fakes3 listening on http://%s (data %s: %zu buckets, %zu objects%s; region %s%s)\n",
+               fs3_server_address(srv), so.dir, nb, no, so.fsync ? ", fsync" : "", cfg.region,
+               cfg.anonymous ? ", anonymous" : "");
+    fflush(stdout);
+
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0)
+        ;
+    fprintf(stderr, "fakes3: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fs3_server_stop(srv);
+    fs3_store_close(st);
+    return 0;
+}

@@ -1,0 +1,750 @@
+/*
+ * ops: the S3 operations: what each checks before its body (fs3_op_begin) and what it does with
+ * the store and answers once the body is in (fs3_op_apply). See request.h for where they run.
+ *
+ * Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
+ * ListObjects (v1), ListObjectsV2, PutObject, GetObject, HeadObject, DeleteObject, and the admin
+ * endpoints /_fakes3/health and /_fakes3/stats. The other operations the router recognises answer
+ * 501 NotImplemented.
+ *
+ * Threads: each call works on one request, on its connection's thread; shared state is the store.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "alloc.h"
+#include "hex.h"
+#include "httpsem.h"
+#include "request.h"
+
+#define OWNER_ID          "fakes3"
+#define MAX_USER_METADATA 2048
+#define MAX_CONFIG_BODY   (64 * 1024)
+
+/* ---- PutObject ------------------------------------------------------------------------------- */
+
+/* Headers PutObject stores and GetObject/HeadObject give back, besides x-amz-meta-*. */
+static const char *const stored_headers[] = {"content-type",
+                                             "cache-control",
+                                             "content-disposition",
+                                             "content-encoding",
+                                             "content-language",
+                                             "expires",
+                                             "x-amz-storage-class",
+                                             "x-amz-website-redirect-location",
+                                             NULL};
+
+static int is_stored_header(const char *lname)
+{
+    if (strncmp(lname, "x-amz-meta-", 11) == 0 || strncmp(lname, "x-amz-checksum-", 15) == 0)
+        return 1;
+    for (size_t i = 0; stored_headers[i]; i++)
+        if (strcmp(lname, stored_headers[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static char *lower_dup(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = lv_malloc(n + 1);
+    if (d)
+        for (size_t i = 0; i <= n; i++)
+            d[i] = (char)tolower((unsigned char)s[i]);
+    return d;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = lv_malloc(n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+/* A Content-Encoding list without "aws-chunked", the framing of the upload, not of the object
+ * (S3 does not store it either). New string, possibly empty; NULL when out of memory. */
+static char *without_aws_chunked(const char *v)
+{
+    lv_buf b;
+    lv_buf_init(&b);
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if (t > p && !((size_t)(t - p) == 11 && strncasecmp(p, "aws-chunked", 11) == 0)) {
+            if (b.len)
+                lv_buf_putc(&b, ',');
+            lv_buf_append(&b, p, (size_t)(t - p));
+        }
+        p = e;
+    }
+    return lv_buf_take(&b);
+}
+
+/* Parses a whole unsigned decimal; 0 on success. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s) || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Decodes a base64 Content-MD5 into 16 bytes; 0 on success. */
+static int decode_md5(const char *b64, uint8_t out[16])
+{
+    unsigned char buf[24];
+    if (strlen(b64) != 24 || strcmp(b64 + 22, "==") != 0)
+        return -1;
+    if (EVP_DecodeBlock(buf, (const unsigned char *)b64, 24) != 18)
+        return -1;
+    memcpy(out, buf, 16);
+    return 0;
+}
+
+static fs3_code begin_put_object(fs3_req *r)
+{
+    const char *cl = r->chunked ? NULL : fs3_req_header(r, "Content-Length");
+    uint64_t len = r->chunked ? (uint64_t)r->decoded_length : 0;
+    if (cl || r->chunked) {
+        if (cl && parse_u64(cl, &len) != 0) {
+            fs3_resp_error(r, FS3_INVALID_ARGUMENT, "Content-Length is not a number.", NULL, 0);
+            return FS3_INVALID_ARGUMENT;
+        }
+        if (len > r->cfg->max_object_size) {
+            char proposed[32], max[32];
+            snprintf(proposed, sizeof proposed, "%llu", (unsigned long long)len);
+            snprintf(max, sizeof max, "%llu", (unsigned long long)r->cfg->max_object_size);
+            fs3_xml_field f[2] = {{"ProposedSize", proposed, strlen(proposed)},
+                                  {"MaxSizeAllowed", max, strlen(max)}};
+            fs3_resp_error(r, FS3_ENTITY_TOO_LARGE, NULL, f, 2);
+            return FS3_ENTITY_TOO_LARGE;
+        }
+    } else if (!fs3_req_header(r, "Transfer-Encoding")) {
+        return FS3_MISSING_CONTENT_LENGTH;
+    }
+    const char *md5 = fs3_req_header(r, "Content-MD5");
+    if (md5) {
+        if (decode_md5(md5, r->content_md5) != 0)
+            return FS3_INVALID_DIGEST;
+        r->has_content_md5 = 1;
+    }
+    const char *inm = fs3_req_header(r, "If-None-Match");
+    if (inm && strcmp(inm, "*") != 0) {
+        fs3_xml_field f = {"Header", "If-None-Match", 13};
+        fs3_resp_error(r, FS3_NOT_IMPLEMENTED,
+                       "A header you provided implies functionality that is not implemented "
+                       "(PutObject accepts only If-None-Match: *)",
+                       &f, 1);
+        return FS3_NOT_IMPLEMENTED;
+    }
+    /* what gets stored with the object */
+    r->store_headers = lv_calloc(r->n_headers ? r->n_headers : 1, sizeof *r->store_headers);
+    if (!r->store_headers)
+        return FS3_INTERNAL_ERROR;
+    size_t meta_size = 0;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        char *lname = lower_dup(r->headers[i].name);
+        if (!lname)
+            return FS3_INTERNAL_ERROR;
+        if (!is_stored_header(lname)) {
+            lv_free(lname);
+            continue;
+        }
+        char *value = strcmp(lname, "content-encoding") == 0
+                          ? without_aws_chunked(r->headers[i].value)
+                          : dup_str(r->headers[i].value);
+        if (value && !*value) { /* Content-Encoding: aws-chunked alone: nothing to store */
+            lv_free(lname);
+            lv_free(value);
+            continue;
+        }
+        if (!value) {
+            lv_free(lname);
+            return FS3_INTERNAL_ERROR;
+        }
+        if (strncmp(lname, "x-amz-meta-", 11) == 0)
+            meta_size += strlen(lname) - 11 + strlen(value);
+        r->store_headers[r->n_store_headers].name = lname;
+        r->store_headers[r->n_store_headers].value = value;
+        r->n_store_headers++;
+    }
+    if (meta_size > MAX_USER_METADATA) {
+        char size[32], max[32];
+        snprintf(size, sizeof size, "%zu", meta_size);
+        snprintf(max, sizeof max, "%d", MAX_USER_METADATA);
+        fs3_xml_field f[2] = {{"Size", size, strlen(size)}, {"MaxSizeAllowed", max, strlen(max)}};
+        fs3_resp_error(r, FS3_METADATA_TOO_LARGE, NULL, f, 2);
+        return FS3_METADATA_TOO_LARGE;
+    }
+    r->md5 = EVP_MD_CTX_new();
+    if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL))
+        return FS3_INTERNAL_ERROR;
+    fs3_code rc = fs3_store_put_begin(r->store, r->route.bucket, r->route.key, r->route.key_len,
+                                      &r->put, r->err);
+    if (rc != FS3_OK)
+        return rc;
+    r->body_kind = FS3_BODY_PUT;
+    return FS3_OK;
+}
+
+static void apply_put_object(fs3_req *r)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_DigestFinal_ex(r->md5, md, &mdlen);
+    if (r->has_content_md5 && (mdlen != 16 || memcmp(md, r->content_md5, 16) != 0)) {
+        fs3_resp_error(r, FS3_BAD_DIGEST, NULL, NULL, 0);
+        return;
+    }
+    char etag[FS3_ETAG_MAX];
+    lv_hex_encode(md, 16, etag);
+    fs3_write_cond cond = {fs3_req_header(r, "If-Match"), fs3_req_header(r, "If-None-Match")};
+    fs3_put *p = r->put;
+    r->put = NULL; /* commit consumes it */
+    fs3_code rc = fs3_store_put_commit(r->store, p, etag, r->store_headers, r->n_store_headers,
+                                       &cond, r->start_ms, NULL, r->err);
+    if (rc != FS3_OK) {
+        if (rc == FS3_PRECONDITION_FAILED) {
+            const char *which = cond.if_none_match ? "If-None-Match" : "If-Match";
+            fs3_xml_field f = {"Condition", which, strlen(which)};
+            fs3_resp_error(r, rc, NULL, &f, 1);
+        } else {
+            fs3_resp_error(r, rc, NULL, NULL, 0);
+        }
+        return;
+    }
+    char quoted[FS3_ETAG_MAX + 2];
+    snprintf(quoted, sizeof quoted, "\"%s\"", etag);
+    r->resp.status = 200;
+    fs3_resp_header(r, "ETag", quoted);
+    for (size_t i = 0; i < r->n_store_headers; i++)
+        if (strncmp(r->store_headers[i].name, "x-amz-checksum-", 15) == 0)
+            fs3_resp_header(r, r->store_headers[i].name, r->store_headers[i].value);
+}
+
+/* ---- GetObject / HeadObject ------------------------------------------------------------------ */
+
+static void object_headers(fs3_req *r, const fs3_object *o, int full)
+{
+    char buf[64], quoted[FS3_ETAG_MAX + 2];
+    snprintf(quoted, sizeof quoted, "\"%s\"", o->etag);
+    fs3_resp_header(r, "ETag", quoted);
+    fs3_format_http_date(o->mtime_ms / 1000, buf, sizeof buf);
+    fs3_resp_header(r, "Last-Modified", buf);
+    if (!full)
+        return;
+    fs3_resp_header(r, "Accept-Ranges", "bytes");
+    const char *mode = fs3_req_header(r, "x-amz-checksum-mode");
+    int checksums = mode && strcasecmp(mode, "ENABLED") == 0 && !fs3_req_header(r, "Range");
+    int has_type = 0;
+    static const char *const overrides[][2] = {
+        {"response-content-type", "content-type"},
+        {"response-content-language", "content-language"},
+        {"response-expires", "expires"},
+        {"response-cache-control", "cache-control"},
+        {"response-content-disposition", "content-disposition"},
+        {"response-content-encoding", "content-encoding"},
+    };
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const char *n = o->headers[i].name;
+        if (strncmp(n, "x-amz-checksum-", 15) == 0 && !checksums)
+            continue;
+        if (strcmp(n, "x-amz-storage-class") == 0 && strcmp(o->headers[i].value, "STANDARD") == 0)
+            continue;
+        int overridden = 0;
+        for (size_t k = 0; k < sizeof overrides / sizeof *overrides; k++)
+            if (strcmp(n, overrides[k][1]) == 0 && fs3_query_get(&r->q, overrides[k][0], NULL))
+                overridden = 1;
+        if (overridden)
+            continue;
+        if (strcmp(n, "content-type") == 0) {
+            has_type = 1;
+            fs3_resp_header(r, "Content-Type", o->headers[i].value);
+        } else {
+            fs3_resp_header(r, n, o->headers[i].value);
+        }
+    }
+    for (size_t k = 0; k < sizeof overrides / sizeof *overrides; k++) {
+        const char *v = fs3_query_get(&r->q, overrides[k][0], NULL);
+        if (v) {
+            fs3_resp_header(r, overrides[k][1], v);
+            if (k == 0)
+                has_type = 1;
+        }
+    }
+    if (!has_type)
+        fs3_resp_header(r, "Content-Type", "binary/octet-stream");
+}
+
+static void apply_get_object(fs3_req *r)
+{
+    fs3_object *o = NULL;
+    fs3_body body;
+    fs3_code rc =
+        fs3_store_get(r->store, r->route.bucket, r->route.key, r->route.key_len, &o, &body, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    fs3_read_cond cond = {
+        fs3_req_header(r, "If-Match"),
+        fs3_req_header(r, "If-None-Match"),
+        fs3_req_header(r, "If-Modified-Since"),
+        fs3_req_header(r, "If-Unmodified-Since"),
+    };
+    rc = fs3_check_read_cond(&cond, o->etag, o->mtime_ms);
+    if (rc != FS3_OK) {
+        if (rc == FS3_PRECONDITION_FAILED) {
+            const char *which = cond.if_match ? "If-Match" : "If-Unmodified-Since";
+            fs3_xml_field f = {"Condition", which, strlen(which)};
+            fs3_resp_error(r, rc, NULL, &f, 1);
+        } else {
+            fs3_resp_error(r, rc, NULL, NULL, 0);
+            object_headers(r, o, 0);
+        }
+        goto done;
+    }
+    uint64_t first = 0, last = 0;
+    fs3_range_kind rk = fs3_parse_range(fs3_req_header(r, "Range"), o->size, &first, &last);
+    if (rk == FS3_RANGE_UNSATISFIABLE) {
+        char size[32], cr[48];
+        const char *range = fs3_req_header(r, "Range");
+        snprintf(size, sizeof size, "%llu", (unsigned long long)o->size);
+        fs3_xml_field f[2] = {{"RangeRequested", range, strlen(range)},
+                              {"ActualObjectSize", size, strlen(size)}};
+        fs3_resp_error(r, FS3_INVALID_RANGE, NULL, f, 2);
+        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)o->size);
+        fs3_resp_header(r, "Content-Range", cr);
+        goto done;
+    }
+    r->resp.status = 200;
+    object_headers(r, o, 1);
+    if (rk == FS3_RANGE_OK) {
+        char cr[80];
+        snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)first,
+                 (unsigned long long)last, (unsigned long long)o->size);
+        fs3_resp_header(r, "Content-Range", cr);
+        r->resp.status = 206;
+        r->resp.off = first;
+        r->resp.len = last - first + 1;
+    } else {
+        r->resp.off = 0;
+        r->resp.len = o->size;
+    }
+    /* the bytes: the open file, or the object itself (its reference passes to the response) */
+    if (body.fd >= 0) {
+        r->resp.fd = body.fd;
+        body.fd = -1;
+    } else {
+        r->resp.mem_obj = o;
+        r->resp.mem = body.data;
+        o = NULL;
+    }
+done:
+    if (body.fd >= 0)
+        close(body.fd);
+    fs3_object_unref(o);
+}
+
+/* ---- buckets --------------------------------------------------------------------------------- */
+
+static void owner_xml(lv_buf *b)
+{
+    lv_buf_puts(b, "<Owner><ID>" OWNER_ID "</ID><DisplayName>" OWNER_ID "</DisplayName></Owner>");
+}
+
+static void apply_list_buckets(fs3_req *r)
+{
+    fs3_bucket_info *v = NULL;
+    size_t n = 0;
+    fs3_code rc = fs3_store_list_buckets(r->store, &v, &n, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    lv_buf b;
+    lv_buf_init(&b);
+    fs3_xml_decl(&b);
+    lv_buf_puts(&b, "<ListAllMyBucketsResult xmlns=\"" FS3_XMLNS "\">");
+    owner_xml(&b);
+    lv_buf_puts(&b, "<Buckets>");
+    for (size_t i = 0; i < n; i++) {
+        char when[40];
+        fs3_format_iso8601(v[i].created_ms, when, sizeof when);
+        lv_buf_puts(&b, "<Bucket>");
+        fs3_xml_elems(&b, "Name", v[i].name);
+        fs3_xml_elems(&b, "CreationDate", when);
+        lv_buf_puts(&b, "</Bucket>");
+    }
+    lv_buf_puts(&b, "</Buckets></ListAllMyBucketsResult>");
+    lv_free(v);
+    fs3_resp_xml(r, 200, &b);
+    lv_buf_free(&b);
+}
+
+static void apply_create_bucket(fs3_req *r)
+{
+    /* an optional CreateBucketConfiguration: its LocationConstraint must be this region */
+    size_t i = 0;
+    while (i < r->body.len && isspace((unsigned char)r->body.data[i]))
+        i++;
+    if (i < r->body.len) {
+        fs3_xml_node *root = NULL;
+        fs3_code rc = fs3_xml_parse(r->body.data, r->body.len, &root, r->err);
+        if (rc != FS3_OK) {
+            fs3_resp_error(r, rc, NULL, NULL, 0);
+            return;
+        }
+        const fs3_xml_node *lc = fs3_xml_child(root, "LocationConstraint");
+        int bad = strcmp(root->name, "CreateBucketConfiguration") != 0 ||
+                  (lc && lc->text_len && strcmp(lc->text, r->cfg->region) != 0);
+        fs3_xml_free(root);
+        if (bad) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "The specified location-constraint is not valid (this server is %s)",
+                     r->cfg->region);
+            fs3_resp_error(r, FS3_INVALID_LOCATION_CONSTRAINT, msg, NULL, 0);
+            return;
+        }
+    }
+    fs3_code rc = fs3_store_create_bucket(r->store, r->route.bucket, r->start_ms, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    char loc[FS3_MAX_BUCKET_LEN + 2];
+    snprintf(loc, sizeof loc, "/%s", r->route.bucket);
+    r->resp.status = 200;
+    fs3_resp_header(r, "Location", loc);
+}
+
+static void apply_delete_bucket(fs3_req *r)
+{
+    fs3_code rc = fs3_store_delete_bucket(r->store, r->route.bucket, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    r->resp.status = 204;
+}
+
+static void apply_head_bucket(fs3_req *r)
+{
+    fs3_code rc = fs3_store_head_bucket(r->store, r->route.bucket, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    r->resp.status = 200;
+    fs3_resp_header(r, "x-amz-bucket-region", r->cfg->region);
+}
+
+static void apply_get_bucket_location(fs3_req *r)
+{
+    fs3_code rc = fs3_store_head_bucket(r->store, r->route.bucket, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    lv_buf b;
+    lv_buf_init(&b);
+    fs3_xml_decl(&b);
+    lv_buf_puts(&b, "<LocationConstraint xmlns=\"" FS3_XMLNS "\">");
+    if (strcmp(r->cfg->region, "us-east-1") != 0) /* S3 answers us-east-1 as empty */
+        fs3_xml_text(&b, r->cfg->region, strlen(r->cfg->region));
+    lv_buf_puts(&b, "</LocationConstraint>");
+    fs3_resp_xml(r, 200, &b);
+    lv_buf_free(&b);
+}
+
+/* ---- listing --------------------------------------------------------------------------------- */
+
+/* Appends <name>s</name>, URL-encoded when the request asked for encoding-type=url. */
+static void list_elem(lv_buf *b, const char *name, const char *s, size_t n, int url)
+{
+    if (!url) {
+        fs3_xml_elem(b, name, s, n);
+        return;
+    }
+    lv_buf enc;
+    lv_buf_init(&enc);
+    lv_buf_uri_encode(&enc, s, n, 1);
+    fs3_xml_elem(b, name, enc.data ? enc.data : "", enc.len);
+    if (enc.oom)
+        b->oom = 1;
+    lv_buf_free(&enc);
+}
+
+/* Continuation tokens: 'k' (a key) or 'p' (a common prefix) and the item in hex. Opaque to
+ * clients, as S3's are. */
+static void token_encode(lv_buf *b, const fs3_list_entry *e)
+{
+    static const char digits[] = "0123456789abcdef";
+    lv_buf_putc(b, e->is_prefix ? 'p' : 'k');
+    for (size_t i = 0; i < e->key_len; i++) {
+        lv_buf_putc(b, digits[(unsigned char)e->key[i] >> 4]);
+        lv_buf_putc(b, digits[(unsigned char)e->key[i] & 15]);
+    }
+}
+
+static int token_decode(const char *t, size_t n, char *out, size_t *len, int *is_prefix)
+{
+    if (n < 1 || (t[0] != 'k' && t[0] != 'p') || (n - 1) % 2 || (n - 1) / 2 > FS3_MAX_KEY_LEN)
+        return -1;
+    *is_prefix = t[0] == 'p';
+    *len = (n - 1) / 2;
+    return lv_hex_decode(t + 1, (uint8_t *)out, *len);
+}
+
+static void apply_list_objects(fs3_req *r, int v2)
+{
+    const fs3_query *q = &r->q;
+    size_t prefix_len = 0, delim_len = 0, sa_len = 0, tok_len = 0, marker_len = 0;
+    const char *prefix = fs3_query_get(q, "prefix", &prefix_len);
+    const char *delim = fs3_query_get(q, "delimiter", &delim_len);
+    const char *start_after = v2 ? fs3_query_get(q, "start-after", &sa_len) : NULL;
+    const char *token = v2 ? fs3_query_get(q, "continuation-token", &tok_len) : NULL;
+    const char *marker = v2 ? NULL : fs3_query_get(q, "marker", &marker_len);
+    const char *enc = fs3_query_get(q, "encoding-type", NULL);
+    const char *mk = fs3_query_get(q, "max-keys", NULL);
+    const char *fo = fs3_query_get(q, "fetch-owner", NULL);
+    int url = 0, owner = !v2 || (fo && strcmp(fo, "true") == 0);
+    if (enc) {
+        if (strcmp(enc, "url") != 0) {
+            fs3_resp_error(r, FS3_INVALID_ARGUMENT, "Invalid Encoding Method specified in Request",
+                           NULL, 0);
+            return;
+        }
+        url = 1;
+    }
+    uint64_t max_keys = 1000;
+    if (mk && (parse_u64(mk, &max_keys) != 0)) {
+        fs3_resp_error(r, FS3_INVALID_ARGUMENT,
+                       "Provided max-keys not an integer or within "
+                       "integer range",
+                       NULL, 0);
+        return;
+    }
+    if (max_keys > 1000)
+        max_keys = 1000;
+    if (delim && delim_len == 0)
+        delim = NULL;
+
+    fs3_list_params p = {
+        .prefix = prefix ? prefix : "",
+        .prefix_len = prefix_len,
+        .delimiter = delim,
+        .delimiter_len = delim_len,
+        .max_keys = (size_t)max_keys,
+    };
+    char after[FS3_MAX_KEY_LEN + 1];
+    if (token) {
+        size_t alen = 0;
+        int is_prefix = 0;
+        if (token_decode(token, tok_len, after, &alen, &is_prefix) != 0) {
+            fs3_resp_error(r, FS3_INVALID_ARGUMENT, "The continuation token provided is incorrect",
+                           NULL, 0);
+            return;
+        }
+        p.after = after;
+        p.after_len = alen;
+        p.after_is_prefix = is_prefix;
+    } else if (start_after && sa_len) {
+        p.after = start_after;
+        p.after_len = sa_len;
+    } else if (marker && marker_len) {
+        p.after = marker;
+        p.after_len = marker_len;
+        /* a NextMarker that was a common prefix: carry on after everything under it */
+        p.after_is_prefix = delim && marker_len >= delim_len &&
+                            memcmp(marker + marker_len - delim_len, delim, delim_len) == 0 &&
+                            marker_len >= prefix_len && memcmp(marker, p.prefix, prefix_len) == 0;
+    }
+
+    fs3_list_result res;
+    fs3_code rc = fs3_store_list(r->store, r->route.bucket, &p, &res, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    lv_buf b;
+    lv_buf_init(&b);
+    fs3_xml_decl(&b);
+    lv_buf_puts(&b, "<ListBucketResult xmlns=\"" FS3_XMLNS "\">");
+    fs3_xml_elems(&b, "Name", r->route.bucket);
+    list_elem(&b, "Prefix", p.prefix, p.prefix_len, url);
+    if (!v2)
+        list_elem(&b, "Marker", marker ? marker : "", marker_len, url);
+    if (!v2 && res.truncated && res.n) {
+        const fs3_list_entry *last = &res.entries[res.n - 1];
+        list_elem(&b, "NextMarker", last->key, last->key_len, url);
+    }
+    lv_buf_printf(&b, "<MaxKeys>%llu</MaxKeys>", (unsigned long long)max_keys);
+    if (delim)
+        list_elem(&b, "Delimiter", delim, delim_len, url);
+    if (url)
+        lv_buf_puts(&b, "<EncodingType>url</EncodingType>");
+    if (v2)
+        lv_buf_printf(&b, "<KeyCount>%zu</KeyCount>", res.n);
+    lv_buf_printf(&b, "<IsTruncated>%s</IsTruncated>", res.truncated ? "true" : "false");
+    if (v2 && token)
+        fs3_xml_elem(&b, "ContinuationToken", token, tok_len);
+    if (v2 && res.truncated && res.n) {
+        lv_buf_puts(&b, "<NextContinuationToken>");
+        token_encode(&b, &res.entries[res.n - 1]);
+        lv_buf_puts(&b, "</NextContinuationToken>");
+    }
+    if (v2 && start_after)
+        list_elem(&b, "StartAfter", start_after, sa_len, url);
+    for (size_t i = 0; i < res.n; i++) {
+        const fs3_list_entry *e = &res.entries[i];
+        if (e->is_prefix)
+            continue;
+        char when[40];
+        fs3_format_iso8601(e->mtime_ms, when, sizeof when);
+        lv_buf_puts(&b, "<Contents>");
+        list_elem(&b, "Key", e->key, e->key_len, url);
+        fs3_xml_elems(&b, "LastModified", when);
+        lv_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag><Size>%llu</Size>", e->etag,
+                      (unsigned long long)e->size);
+        if (owner)
+            owner_xml(&b);
+        lv_buf_puts(&b, "<StorageClass>STANDARD</StorageClass></Contents>");
+    }
+    for (size_t i = 0; i < res.n; i++) {
+        const fs3_list_entry *e = &res.entries[i];
+        if (!e->is_prefix)
+            continue;
+        lv_buf_puts(&b, "<CommonPrefixes>");
+        list_elem(&b, "Prefix", e->key, e->key_len, url);
+        lv_buf_puts(&b, "</CommonPrefixes>");
+    }
+    lv_buf_puts(&b, "</ListBucketResult>");
+    fs3_list_free(&res);
+    fs3_resp_xml(r, 200, &b);
+    lv_buf_free(&b);
+}
+
+/* ---- the rest -------------------------------------------------------------------------------- */
+
+static void apply_delete_object(fs3_req *r)
+{
+    fs3_code rc =
+        fs3_store_delete(r->store, r->route.bucket, r->route.key, r->route.key_len, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    r->resp.status = 204;
+}
+
+static void apply_health(fs3_req *r)
+{
+    size_t nb = 0, no = 0;
+    fs3_store_counts(r->store, &nb, &no);
+    r->resp.status = 200;
+    lv_buf_printf(&r->resp.body, "{\"status\":\"ok\",\"buckets\":%zu,\"objects\":%zu}\n", nb, no);
+    fs3_resp_header(r, "Content-Type", "application/json");
+}
+
+static void apply_stats(fs3_req *r)
+{
+    r->resp.status = 200;
+    fs3_server_stats_json(r, &r->resp.body);
+    fs3_resp_header(r, "Content-Type", "application/json");
+}
+
+static int implemented(fs3_op op)
+{
+    return op > FS3_OP_UNKNOWN && op <= FS3_OP_ADMIN_STATS;
+}
+
+fs3_code fs3_op_begin(fs3_req *r)
+{
+    if (!implemented(r->route.op)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s is not implemented by this fakes3 yet.",
+                 fs3_op_name(r->route.op));
+        fs3_resp_error(r, FS3_NOT_IMPLEMENTED, msg, NULL, 0);
+        return FS3_NOT_IMPLEMENTED;
+    }
+    switch (r->route.op) {
+    case FS3_OP_PUT_OBJECT:
+        return begin_put_object(r);
+    case FS3_OP_CREATE_BUCKET:
+        r->body_kind = FS3_BODY_BUFFER;
+        r->body_limit = MAX_CONFIG_BODY;
+        return FS3_OK;
+    default:
+        r->body_kind = FS3_BODY_DISCARD;
+        return FS3_OK;
+    }
+}
+
+void fs3_op_apply(fs3_req *r)
+{
+    switch (r->route.op) {
+    case FS3_OP_LIST_BUCKETS:
+        apply_list_buckets(r);
+        break;
+    case FS3_OP_CREATE_BUCKET:
+        apply_create_bucket(r);
+        break;
+    case FS3_OP_DELETE_BUCKET:
+        apply_delete_bucket(r);
+        break;
+    case FS3_OP_HEAD_BUCKET:
+        apply_head_bucket(r);
+        break;
+    case FS3_OP_GET_BUCKET_LOCATION:
+        apply_get_bucket_location(r);
+        break;
+    case FS3_OP_LIST_OBJECTS:
+        apply_list_objects(r, 0);
+        break;
+    case FS3_OP_LIST_OBJECTS_V2:
+        apply_list_objects(r, 1);
+        break;
+    case FS3_OP_PUT_OBJECT:
+        apply_put_object(r);
+        break;
+    case FS3_OP_GET_OBJECT:
+    case FS3_OP_HEAD_OBJECT:
+        apply_get_object(r);
+        break;
+    case FS3_OP_DELETE_OBJECT:
+        apply_delete_object(r);
+        break;
+    case FS3_OP_ADMIN_HEALTH:
+        apply_health(r);
+        break;
+    case FS3_OP_ADMIN_STATS:
+        apply_stats(r);
+        break;
+    default:
+        fs3_resp_error(r, FS3_NOT_IMPLEMENTED, NULL, NULL, 0);
+        break;
+    }
+}

@@ -1,0 +1,1410 @@
+/*
+ * store: buckets and objects on disk or in memory (see store.h for the contract and the locking).
+ *
+ * The data directory:
+ *
+ *   DIR/fakes3-store                  marker: "fakes3 data directory, format 1"
+ *   DIR/.lock                         flock()ed by the running fakes3
+ *   DIR/tmp/                          uploads and bucket changes in flight; emptied at start
+ *   DIR/buckets/NAME/bucket           "created <ms since epoch>"
+ *   DIR/buckets/NAME/objects/HH/HASH  one file per object; HASH = hex SHA-256 of the key,
+ *                                     HH = its first two digits (256 folders, made with the bucket)
+ *
+ * Bucket names are checked (a-z 0-9 . -, starting and ending alphanumeric) before they are used in
+ * a path, and object keys never are: only their hash is. So no request names a path outside DIR.
+ *
+ * An object file:
+ *
+ *   offset 0            +----------------------------------------------------------+
+ *                       | data: the object's bytes (size)                          |
+ *   size                +----------------------------------------------------------+
+ *                       | metadata, text, meta_len bytes, one item per line:       |
+ *                       |   key <key, percent-encoded>                             |
+ *                       |   etag <etag>                                            |
+ *                       |   mtime <ms since epoch>                                 |
+ *                       |   h <name> <value>   (stored headers, percent-encoded)   |
+ *   size + meta_len     +----------------------------------------------------------+
+ *                       | trailer, 24 bytes, big-endian:                           |
+ *                       |   u64 size | u32 meta_len | u32 0 | "FS3OBJv1"           |
+ *                       +----------------------------------------------------------+
+ *
+ * The data comes first so an upload streams straight into the file and a GET sends it with
+ * sendfile from offset 0; the metadata, only complete at the end of the upload, follows. A file
+ * whose length is not size + meta_len + 24, or without the magic, is not an object and is skipped
+ * at load (with a warning).
+ *
+ * Crash ordering of a write: data, metadata and trailer go to DIR/tmp/N.put; (--fsync: fsync the
+ * file); rename onto the object's name; (--fsync: fsync its folder); then the client is answered.
+ * A crash before the rename leaves only a temp file (removed at the next start); after it, the
+ * new object whole. Bucket creation and deletion likewise build or move a whole folder in DIR/tmp
+ * and rename it.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "error.h"
+#include "hex.h"
+#include "httpsem.h"
+
+#define MARKER_NAME   "fakes3-store"
+#define MARKER_TEXT   "fakes3 data directory, format 1\n"
+#define TRAILER_SIZE  24
+#define TRAILER_MAGIC "FS3OBJv1"
+#define MAX_META_LEN  (1u << 20)
+
+typedef struct bucket {
+    char name[FS3_MAX_BUCKET_LEN + 1];
+    int64_t created_ms;
+    fs3_object **objs; /* sorted by key, byte order; the index holds one reference to each */
+    size_t n, cap;
+} bucket;
+
+struct fs3_store {
+    char *dir; /* NULL for --memory */
+    int memory, do_fsync;
+    pthread_rwlock_t lock; /* guards buckets and every bucket's objs */
+    bucket **buckets;      /* sorted by name */
+    size_t nb, capb;
+    int lock_fd;
+    atomic_ulong seq; /* unique temp names */
+};
+
+struct fs3_put {
+    fs3_store *st;
+    char bucket[FS3_MAX_BUCKET_LEN + 1];
+    char *key;
+    size_t key_len;
+    int fd;         /* disk: the temp file */
+    char *tmp_path; /* disk */
+    uint8_t *mem;   /* memory: the bytes so far */
+    size_t mem_cap;
+    uint64_t size;
+};
+
+/* ---- objects --------------------------------------------------------------------------------- */
+
+static void object_free(fs3_object *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n_headers; i++) {
+        lv_free(o->headers[i].name);
+        lv_free(o->headers[i].value);
+    }
+    lv_free(o->headers);
+    lv_free(o->key);
+    lv_free(o->data);
+    lv_free(o);
+}
+
+void fs3_object_ref(fs3_object *o)
+{
+    __atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
+}
+
+void fs3_object_unref(fs3_object *o)
+{
+    if (o && __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        object_free(o);
+}
+
+const char *fs3_object_header(const fs3_object *o, const char *name)
+{
+    for (size_t i = 0; i < o->n_headers; i++)
+        if (strcmp(o->headers[i].name, name) == 0)
+            return o->headers[i].value;
+    return NULL;
+}
+
+static int keycmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    if (c)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+/* The first index whose key is >= key (or > key when strictly_after). */
+static size_t lower_bound(const bucket *b, const char *key, size_t len, int strictly_after)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = keycmp(b->objs[mid]->key, b->objs[mid]->key_len, key, len);
+        if (c < 0 || (strictly_after && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The object with key in b, or NULL; *pos is where it is or would go. */
+static fs3_object *find_object(const bucket *b, const char *key, size_t len, size_t *pos)
+{
+    size_t i = lower_bound(b, key, len, 0);
+    if (pos)
+        *pos = i;
+    if (i < b->n && keycmp(b->objs[i]->key, b->objs[i]->key_len, key, len) == 0)
+        return b->objs[i];
+    return NULL;
+}
+
+static int reserve_objs(bucket *b, size_t extra)
+{
+    if (b->n + extra <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    while (cap < b->n + extra)
+        cap *= 2;
+    fs3_object **p = lv_realloc(b->objs, cap * sizeof *p);
+    if (!p)
+        return 0;
+    b->objs = p;
+    b->cap = cap;
+    return 1;
+}
+
+/* ---- buckets --------------------------------------------------------------------------------- */
+
+int fs3_bucket_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 3 || n > FS3_MAX_BUCKET_LEN)
+        return 0;
+    int all_ip = 1, dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '-')
+            return 0;
+        if ((i == 0 || i == n - 1) && !alnum)
+            return 0;
+        if (c == '.' && i > 0 && name[i - 1] == '.')
+            return 0;
+        if (c == '.')
+            dots++;
+        else if (!(c >= '0' && c <= '9'))
+            all_ip = 0;
+    }
+    return !(all_ip && dots == 3); /* not formatted as an IP address */
+}
+
+static bucket *find_bucket(const fs3_store *st, const char *name, size_t *pos)
+{
+    size_t lo = 0, hi = st->nb;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(st->buckets[mid]->name, name);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (pos)
+        *pos = lo;
+    if (lo < st->nb && strcmp(st->buckets[lo]->name, name) == 0)
+        return st->buckets[lo];
+    return NULL;
+}
+
+static void bucket_free(bucket *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        fs3_object_unref(b->objs[i]);
+    lv_free(b->objs);
+    lv_free(b);
+}
+
+/* Inserts b at pos (capacity checked by the caller with reserve_buckets). */
+static void insert_bucket(fs3_store *st, bucket *b, size_t pos)
+{
+    memmove(st->buckets + pos + 1, st->buckets + pos, (st->nb - pos) * sizeof *st->buckets);
+    st->buckets[pos] = b;
+    st->nb++;
+}
+
+static int reserve_buckets(fs3_store *st)
+{
+    if (st->nb < st->capb)
+        return 1;
+    size_t cap = st->capb ? st->capb * 2 : 16;
+    bucket **p = lv_realloc(st->buckets, cap * sizeof *p);
+    if (!p)
+        return 0;
+    st->buckets = p;
+    st->capb = cap;
+    return 1;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all_at(int fd, void *p, size_t n, off_t off)
+{
+    char *c = p;
+    while (n) {
+        ssize_t r = pread(fd, c, n, off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            return -1;
+        c += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Removes a tree (a deleted bucket, a stale temp folder); best effort. */
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *path_join(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *path_join(const char *fmt, ...)
+{
+    lv_buf b;
+    lv_buf_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    lv_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    return lv_buf_take(&b);
+}
+
+/* The hex SHA-256 of a key: its file name. */
+static void key_hash(const char *key, size_t len, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)key, len, md);
+    lv_hex_encode(md, sizeof md, out);
+}
+
+static char *object_path(const fs3_store *st, const char *bucket_name, const char *key,
+                         size_t key_len)
+{
+    char h[65];
+    key_hash(key, key_len, h);
+    return path_join("%s/buckets/%s/objects/%.2s/%s", st->dir, bucket_name, h, h);
+}
+
+static char *temp_path(fs3_store *st, const char *suffix)
+{
+    unsigned long n = atomic_fetch_add(&st->seq, 1);
+    return path_join("%s/tmp/%ld-%lu.%s", st->dir, (long)getpid(), n, suffix);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- metadata text --------------------------------------------------------------------------- */
+
+static void meta_encode(lv_buf *b, const fs3_object *o)
+{
+    lv_buf_puts(b, "key ");
+    lv_buf_uri_encode(b, o->key, o->key_len, 0);
+    lv_buf_printf(b, "\netag %s\nmtime %lld\n", o->etag, (long long)o->mtime_ms);
+    for (size_t i = 0; i < o->n_headers; i++) {
+        lv_buf_puts(b, "h ");
+        lv_buf_uri_encode(b, o->headers[i].name, strlen(o->headers[i].name), 0);
+        lv_buf_putc(b, ' ');
+        lv_buf_uri_encode(b, o->headers[i].value, strlen(o->headers[i].value), 0);
+        lv_buf_putc(b, '\n');
+    }
+}
+
+/* A decoded copy of s[0..n) (NUL-terminated; *len gets the decoded length if not NULL). */
+static char *decode_dup(const char *s, size_t n, size_t *len)
+{
+    char *d = lv_malloc(n + 1);
+    if (!d)
+        return NULL;
+    size_t dn = lv_uri_decode(s, n, d);
+    if (len)
+        *len = dn;
+    return d;
+}
+
+/* Parses a metadata block into o (key, etag, mtime, headers). 0 on success. */
+static int meta_decode(const char *text, size_t n, fs3_object *o)
+{
+    const char *p = text, *end = text + n;
+    size_t cap = 0;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            return -1;
+        const char *sp = memchr(p, ' ', (size_t)(eol - p));
+        if (!sp)
+            return -1;
+        size_t tag = (size_t)(sp - p);
+        const char *v = sp + 1;
+        size_t vlen = (size_t)(eol - v);
+        if (tag == 3 && memcmp(p, "key", 3) == 0) {
+            if (o->key || !(o->key = decode_dup(v, vlen, &o->key_len)))
+                return -1;
+        } else if (tag == 4 && memcmp(p, "etag", 4) == 0) {
+            if (vlen == 0 || vlen >= FS3_ETAG_MAX)
+                return -1;
+            memcpy(o->etag, v, vlen);
+            o->etag[vlen] = '\0';
+        } else if (tag == 5 && memcmp(p, "mtime", 5) == 0) {
+            char num[32];
+            if (vlen == 0 || vlen >= sizeof num)
+                return -1;
+            memcpy(num, v, vlen);
+            num[vlen] = '\0';
+            o->mtime_ms = strtoll(num, NULL, 10);
+        } else if (tag == 1 && p[0] == 'h') {
+            const char *sp2 = memchr(v, ' ', vlen);
+            if (!sp2)
+                return -1;
+            if (o->n_headers == cap) {
+                cap = cap ? cap * 2 : 8;
+                fs3_kv *h = lv_realloc(o->headers, cap * sizeof *h);
+                if (!h)
+                    return -1;
+                o->headers = h;
+            }
+            fs3_kv *kv = &o->headers[o->n_headers];
+            kv->name = decode_dup(v, (size_t)(sp2 - v), NULL);
+            kv->value = decode_dup(sp2 + 1, (size_t)(eol - sp2 - 1), NULL);
+            if (!kv->name || !kv->value) {
+                lv_free(kv->name);
+                lv_free(kv->value);
+                return -1;
+            }
+            o->n_headers++;
+        } /* unknown items: a newer format's; ignored */
+        p = eol + 1;
+    }
+    return o->key && o->etag[0] ? 0 : -1;
+}
+
+/* Reads an object file's trailer and metadata. NULL (with a reason in why) if it is not one. */
+static fs3_object *load_object_file(const char *path, const char *expect_hash, char *why,
+                                    size_t why_len)
+{
+    fs3_object *o = NULL;
+    char *meta = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, why_len, "open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    uint8_t tr[TRAILER_SIZE];
+    if (fstat(fd, &st) != 0 || st.st_size < TRAILER_SIZE ||
+        read_all_at(fd, tr, TRAILER_SIZE, st.st_size - TRAILER_SIZE) != 0 ||
+        memcmp(tr + 16, TRAILER_MAGIC, 8) != 0) {
+        snprintf(why, why_len, "no object trailer");
+        goto done;
+    }
+    uint64_t size = get_be64(tr);
+    uint32_t meta_len = get_be32(tr + 8);
+    if (meta_len > MAX_META_LEN || size > (uint64_t)st.st_size ||
+        size + meta_len + TRAILER_SIZE != (uint64_t)st.st_size) {
+        snprintf(why, why_len, "sizes in the trailer do not add up to the file size");
+        goto done;
+    }
+    meta = lv_malloc(meta_len + 1);
+    o = lv_calloc(1, sizeof *o);
+    if (!meta || !o) {
+        snprintf(why, why_len, "out of memory");
+        goto fail;
+    }
+    if (read_all_at(fd, meta, meta_len, (off_t)size) != 0 || meta_decode(meta, meta_len, o) != 0) {
+        snprintf(why, why_len, "unreadable metadata");
+        goto fail;
+    }
+    char h[65];
+    key_hash(o->key, o->key_len, h);
+    if (strcmp(h, expect_hash) != 0) {
+        snprintf(why, why_len, "file name is not the hash of its key");
+        goto fail;
+    }
+    o->size = size;
+    o->refs = 1;
+    goto done;
+fail:
+    object_free(o);
+    o = NULL;
+done:
+    lv_free(meta);
+    close(fd);
+    return o;
+}
+
+static int is_hex64(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static int obj_sort_cmp(const void *a, const void *b)
+{
+    const fs3_object *x = *(fs3_object *const *)a, *y = *(fs3_object *const *)b;
+    return keycmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* Loads one bucket folder into the index. */
+static fs3_code load_bucket(fs3_store *st, const char *name, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *bdir = path_join("%s/buckets/%s", st->dir, name);
+    char *meta_path = path_join("%s/bucket", bdir ? bdir : "");
+    bucket *b = lv_calloc(1, sizeof *b);
+    if (!bdir || !meta_path || !b) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "loading bucket %s: out of memory", name);
+        goto done;
+    }
+    snprintf(b->name, sizeof b->name, "%.63s", name);
+    FILE *f = fopen(meta_path, "r");
+    long long created = 0;
+    if (f) {
+        if (fscanf(f, "created %lld", &created) != 1)
+            created = 0;
+        fclose(f);
+    }
+    b->created_ms = created;
+    for (int i = 0; i < 256; i++) {
+        char sub[3];
+        snprintf(sub, sizeof sub, "%02x", i);
+        char *odir = path_join("%s/objects/%s", bdir, sub);
+        if (!odir) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_ENOMEM, "loading bucket %s: out of memory", name);
+            goto done;
+        }
+        DIR *d = opendir(odir);
+        if (!d) {
+            mkdir(odir, 0755); /* repair a missing fan-out folder */
+            lv_free(odir);
+            continue;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *fpath = path_join("%s/%s", odir, e->d_name);
+            char why[160] = "";
+            fs3_object *o = NULL;
+            if (fpath && is_hex64(e->d_name) && strncmp(e->d_name, sub, 2) == 0)
+                o = load_object_file(fpath, e->d_name, why, sizeof why);
+            else
+                snprintf(why, sizeof why, "not an object file name");
+            if (o && reserve_objs(b, 1)) {
+                b->objs[b->n++] = o;
+            } else {
+                if (o) {
+                    object_free(o);
+                    snprintf(why, sizeof why, "out of memory");
+                }
+                fprintf(stderr, "fakes3: store: skipping %s: %s\n", fpath ? fpath : e->d_name, why);
+            }
+            lv_free(fpath);
+        }
+        closedir(d);
+        lv_free(odir);
+    }
+    qsort(b->objs, b->n, sizeof *b->objs, obj_sort_cmp);
+    size_t pos;
+    if (find_bucket(st, name, &pos) || !reserve_buckets(st)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "loading bucket %s: out of memory", name);
+        goto done;
+    }
+    insert_bucket(st, b, pos);
+    b = NULL;
+done:
+    bucket_free(b);
+    lv_free(meta_path);
+    lv_free(bdir);
+    return rc;
+}
+
+/* Prepares the data directory: creates or checks it, locks it, empties tmp/, loads buckets. */
+static fs3_code open_dir(fs3_store *st, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *marker = NULL, *lockp = NULL, *tmpd = NULL, *bdir = NULL;
+    DIR *d = NULL;
+    if (mkdir(st->dir, 0755) != 0 && errno != EEXIST) {
+        lv_fail(err, LV_EIO, "cannot create data directory %s: %s", st->dir, strerror(errno));
+        return FS3_INTERNAL_ERROR;
+    }
+    struct stat sb;
+    if (stat(st->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        lv_fail(err, LV_EIO, "data directory %s is not a directory", st->dir);
+        return FS3_INTERNAL_ERROR;
+    }
+    marker = path_join("%s/" MARKER_NAME, st->dir);
+    lockp = path_join("%s/.lock", st->dir);
+    tmpd = path_join("%s/tmp", st->dir);
+    bdir = path_join("%s/buckets", st->dir);
+    if (!marker || !lockp || !tmpd || !bdir) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (access(marker, F_OK) != 0) {
+        /* not ours yet: only an empty folder may become a data directory */
+        d = opendir(st->dir);
+        if (!d) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "cannot read data directory %s: %s", st->dir, strerror(errno));
+            goto done;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                rc = FS3_INTERNAL_ERROR;
+                lv_fail(err, LV_EINVAL,
+                        "%s is not empty and is not a fakes3 data directory (no %s file); "
+                        "give an empty or new directory",
+                        st->dir, MARKER_NAME);
+                goto done;
+            }
+        }
+        int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write_all(fd, MARKER_TEXT, strlen(MARKER_TEXT)) != 0 ||
+            (st->do_fsync && fsync(fd) != 0)) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "cannot write to data directory %s: %s", st->dir, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto done;
+        }
+        close(fd);
+    }
+    st->lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st->lock_fd < 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "cannot open %s: %s", lockp, strerror(errno));
+        goto done;
+    }
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "data directory %s is in use by another fakes3", st->dir);
+        goto done;
+    }
+    /* leftovers of a crashed run: uploads never committed, buckets half made or half deleted */
+    rm_rf(tmpd);
+    if ((mkdir(tmpd, 0755) != 0 && errno != EEXIST) ||
+        (mkdir(bdir, 0755) != 0 && errno != EEXIST)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "cannot create folders in data directory %s: %s", st->dir,
+                strerror(errno));
+        goto done;
+    }
+    if (st->do_fsync)
+        fsync_path(st->dir);
+    if (d)
+        closedir(d);
+    d = opendir(bdir);
+    if (!d) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "cannot read %s: %s", bdir, strerror(errno));
+        goto done;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (!fs3_bucket_name_valid(e->d_name)) {
+            fprintf(stderr, "fakes3: store: skipping %s/%s: not a bucket name\n", bdir, e->d_name);
+            continue;
+        }
+        if ((rc = load_bucket(st, e->d_name, err)) != FS3_OK)
+            goto done;
+    }
+done:
+    if (d)
+        closedir(d);
+    lv_free(marker);
+    lv_free(lockp);
+    lv_free(tmpd);
+    lv_free(bdir);
+    return rc;
+}
+
+fs3_code fs3_store_open(const fs3_store_options *opts, fs3_store **out, char *err)
+{
+    fs3_code rc;
+    *out = NULL;
+    fs3_store *st = lv_calloc(1, sizeof *st);
+    if (!st) {
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    st->memory = opts->memory;
+    st->do_fsync = opts->fsync && !opts->memory;
+    st->lock_fd = -1;
+    atomic_init(&st->seq, 0);
+    if (pthread_rwlock_init(&st->lock, NULL) != 0) {
+        lv_free(st);
+        lv_fail(err, LV_ENOMEM, "cannot create a lock");
+        return FS3_INTERNAL_ERROR;
+    }
+    if (!st->memory) {
+        if (!opts->dir || !*opts->dir) {
+            fs3_store_close(st);
+            lv_fail(err, LV_EINVAL, "no data directory");
+            return FS3_INTERNAL_ERROR;
+        }
+        size_t n = strlen(opts->dir);
+        while (n > 1 && opts->dir[n - 1] == '/')
+            n--;
+        st->dir = lv_malloc(n + 1);
+        if (!st->dir) {
+            fs3_store_close(st);
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            return FS3_INTERNAL_ERROR;
+        }
+        memcpy(st->dir, opts->dir, n);
+        st->dir[n] = '\0';
+        if ((rc = open_dir(st, err)) != FS3_OK) {
+            fs3_store_close(st);
+            return rc;
+        }
+    }
+    *out = st;
+    return FS3_OK;
+}
+
+void fs3_store_close(fs3_store *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->nb; i++)
+        bucket_free(st->buckets[i]);
+    lv_free(st->buckets);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd); /* releases the flock */
+    pthread_rwlock_destroy(&st->lock);
+    lv_free(st->dir);
+    lv_free(st);
+}
+
+void fs3_store_counts(fs3_store *st, size_t *buckets, size_t *objects)
+{
+    pthread_rwlock_rdlock(&st->lock);
+    *buckets = st->nb;
+    *objects = 0;
+    for (size_t i = 0; i < st->nb; i++)
+        *objects += st->buckets[i]->n;
+    pthread_rwlock_unlock(&st->lock);
+}
+
+/* ---- bucket operations ----------------------------------------------------------------------- */
+
+fs3_code fs3_store_list_buckets(fs3_store *st, fs3_bucket_info **out, size_t *n, char *err)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_rwlock_rdlock(&st->lock);
+    fs3_bucket_info *v = lv_calloc(st->nb ? st->nb : 1, sizeof *v);
+    if (!v) {
+        pthread_rwlock_unlock(&st->lock);
+        lv_fail(err, LV_ENOMEM, "listing buckets: out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    for (size_t i = 0; i < st->nb; i++) {
+        memcpy(v[i].name, st->buckets[i]->name, sizeof v[i].name);
+        v[i].created_ms = st->buckets[i]->created_ms;
+    }
+    *n = st->nb;
+    pthread_rwlock_unlock(&st->lock);
+    *out = v;
+    return FS3_OK;
+}
+
+fs3_code fs3_store_head_bucket(fs3_store *st, const char *name, char *err)
+{
+    pthread_rwlock_rdlock(&st->lock);
+    int found = find_bucket(st, name, NULL) != NULL;
+    pthread_rwlock_unlock(&st->lock);
+    if (!found) {
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", name);
+        return FS3_NO_SUCH_BUCKET;
+    }
+    return FS3_OK;
+}
+
+/* Builds a complete bucket folder under tmp/ (disk store); returns its path or NULL. */
+static char *make_bucket_dir(fs3_store *st, int64_t now_ms, char *err)
+{
+    char *tdir = temp_path(st, "bucket");
+    char *p = NULL;
+    if (!tdir) {
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (mkdir(tdir, 0755) != 0)
+        goto fail;
+    p = path_join("%s/bucket", tdir);
+    if (!p)
+        goto fail;
+    char text[64];
+    int tn = snprintf(text, sizeof text, "created %lld\n", (long long)now_ms);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto fail;
+    if (write_all(fd, text, (size_t)tn) != 0 || (st->do_fsync && fsync(fd) != 0)) {
+        close(fd);
+        goto fail;
+    }
+    close(fd);
+    lv_free(p);
+    p = path_join("%s/objects", tdir);
+    if (!p || mkdir(p, 0755) != 0)
+        goto fail;
+    for (int i = 0; i < 256; i++) {
+        char sub[8];
+        snprintf(sub, sizeof sub, "/%02x", i);
+        char *s = path_join("%s%s", p, sub);
+        if (!s || mkdir(s, 0755) != 0) {
+            lv_free(s);
+            goto fail;
+        }
+        lv_free(s);
+    }
+    if (st->do_fsync && (fsync_path(p) != 0 || fsync_path(tdir) != 0))
+        goto fail;
+    lv_free(p);
+    return tdir;
+fail:
+    lv_fail(err, LV_EIO, "creating a bucket folder in %s/tmp: %s", st->dir, strerror(errno));
+    lv_free(p);
+    rm_rf(tdir);
+    lv_free(tdir);
+    return NULL;
+}
+
+fs3_code fs3_store_create_bucket(fs3_store *st, const char *name, int64_t now_ms, char *err)
+{
+    if (!fs3_bucket_name_valid(name)) {
+        lv_fail(err, LV_EINVAL, "invalid bucket name");
+        return FS3_INVALID_BUCKET_NAME;
+    }
+    fs3_code rc = FS3_OK;
+    char *tdir = NULL, *final = NULL;
+    bucket *b = lv_calloc(1, sizeof *b);
+    if (!b) {
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    snprintf(b->name, sizeof b->name, "%.63s", name);
+    b->created_ms = now_ms;
+    if (!st->memory) {
+        pthread_rwlock_rdlock(&st->lock);
+        int exists = find_bucket(st, name, NULL) != NULL;
+        pthread_rwlock_unlock(&st->lock);
+        if (exists) {
+            bucket_free(b);
+            lv_fail(err, LV_EINVAL, "bucket %s exists", name);
+            return FS3_BUCKET_ALREADY_OWNED_BY_YOU;
+        }
+        if (!(tdir = make_bucket_dir(st, now_ms, err)) ||
+            !(final = path_join("%s/buckets/%s", st->dir, name))) {
+            rc = FS3_INTERNAL_ERROR;
+            goto done;
+        }
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    size_t pos;
+    if (find_bucket(st, name, &pos)) {
+        rc = FS3_BUCKET_ALREADY_OWNED_BY_YOU;
+        lv_fail(err, LV_EINVAL, "bucket %s exists", name);
+    } else if (!reserve_buckets(st)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+    } else if (tdir && rename(tdir, final) != 0) {
+        /* crash before this rename: only tmp/ holds the new folder */
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "rename %s -> %s: %s", tdir, final, strerror(errno));
+    } else {
+        insert_bucket(st, b, pos);
+        b = NULL;
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (rc == FS3_OK && st->do_fsync) {
+        char *bdir = path_join("%s/buckets", st->dir);
+        if (!bdir || fsync_path(bdir) != 0) {
+            lv_fail(err, LV_EIO, "fsync %s/buckets: %s", st->dir, strerror(errno));
+            rc = FS3_INTERNAL_ERROR; /* the bucket exists, but its durability is unknown */
+        }
+        lv_free(bdir);
+    }
+done:
+    if (rc != FS3_OK && tdir)
+        rm_rf(tdir);
+    lv_free(tdir);
+    lv_free(final);
+    bucket_free(b);
+    return rc;
+}
+
+fs3_code fs3_store_delete_bucket(fs3_store *st, const char *name, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *final = NULL, *tdir = NULL;
+    bucket *gone = NULL;
+    if (!st->memory) {
+        final = path_join("%s/buckets/%s", st->dir, name);
+        tdir = temp_path(st, "deleted");
+        if (!final || !tdir) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    size_t pos;
+    bucket *b = find_bucket(st, name, &pos);
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", name);
+    } else if (b->n) {
+        rc = FS3_BUCKET_NOT_EMPTY;
+        lv_fail(err, LV_EINVAL, "bucket %s holds %zu objects", name, b->n);
+    } else if (final && rename(final, tdir) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "rename %s -> %s: %s", final, tdir, strerror(errno));
+    } else {
+        memmove(st->buckets + pos, st->buckets + pos + 1, (st->nb - pos - 1) * sizeof *st->buckets);
+        st->nb--;
+        gone = b;
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (gone && tdir) {
+        if (st->do_fsync) {
+            char *bdir = path_join("%s/buckets", st->dir);
+            if (bdir)
+                fsync_path(bdir);
+            lv_free(bdir);
+        }
+        rm_rf(tdir);
+    }
+done:
+    bucket_free(gone);
+    lv_free(final);
+    lv_free(tdir);
+    return rc;
+}
+
+/* ---- writes ---------------------------------------------------------------------------------- */
+
+fs3_code fs3_store_put_begin(fs3_store *st, const char *bucket_name, const char *key,
+                             size_t key_len, fs3_put **out, char *err)
+{
+    *out = NULL;
+    fs3_code rc = fs3_store_head_bucket(st, bucket_name, err);
+    if (rc != FS3_OK)
+        return rc;
+    fs3_put *p = lv_calloc(1, sizeof *p);
+    if (!p || !(p->key = lv_malloc(key_len + 1))) {
+        lv_free(p);
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    p->st = st;
+    p->fd = -1;
+    snprintf(p->bucket, sizeof p->bucket, "%s", bucket_name);
+    memcpy(p->key, key, key_len);
+    p->key[key_len] = '\0';
+    p->key_len = key_len;
+    if (!st->memory) {
+        p->tmp_path = temp_path(st, "put");
+        if (!p->tmp_path)
+            goto nomem;
+        p->fd = open(p->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (p->fd < 0) {
+            lv_fail(err, LV_EIO, "creating %s: %s", p->tmp_path, strerror(errno));
+            fs3_put_abort(p);
+            return FS3_INTERNAL_ERROR;
+        }
+    }
+    *out = p;
+    return FS3_OK;
+nomem:
+    fs3_put_abort(p);
+    lv_fail(err, LV_ENOMEM, "out of memory");
+    return FS3_INTERNAL_ERROR;
+}
+
+fs3_code fs3_put_write(fs3_put *p, const void *data, size_t n, char *err)
+{
+    if (n == 0)
+        return FS3_OK;
+    if (p->st->memory) {
+        if (p->size + n > p->mem_cap) {
+            size_t cap = p->mem_cap ? p->mem_cap : 4096;
+            while (cap < p->size + n)
+                cap *= 2;
+            uint8_t *m = lv_realloc(p->mem, cap);
+            if (!m) {
+                lv_fail(err, LV_ENOMEM, "out of memory holding %llu bytes",
+                        (unsigned long long)(p->size + n));
+                return FS3_INTERNAL_ERROR;
+            }
+            p->mem = m;
+            p->mem_cap = cap;
+        }
+        memcpy(p->mem + p->size, data, n);
+    } else if (write_all(p->fd, data, n) != 0) {
+        lv_fail(err, LV_EIO, "writing %s: %s", p->tmp_path, strerror(errno));
+        return FS3_INTERNAL_ERROR;
+    }
+    p->size += n;
+    return FS3_OK;
+}
+
+uint64_t fs3_put_size(const fs3_put *p)
+{
+    return p->size;
+}
+
+void fs3_put_abort(fs3_put *p)
+{
+    if (!p)
+        return;
+    if (p->fd >= 0)
+        close(p->fd);
+    if (p->tmp_path)
+        unlink(p->tmp_path);
+    lv_free(p->tmp_path);
+    lv_free(p->mem);
+    lv_free(p->key);
+    lv_free(p);
+}
+
+/* A new object from an upload (key moved out of p, headers copied); NULL on allocation failure. */
+static fs3_object *object_from_put(fs3_put *p, const char *etag, const fs3_kv *headers, size_t n,
+                                   int64_t now_ms)
+{
+    fs3_object *o = lv_calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->refs = 1;
+    o->size = p->size;
+    o->mtime_ms = now_ms;
+    snprintf(o->etag, sizeof o->etag, "%s", etag);
+    if (n) {
+        o->headers = lv_calloc(n, sizeof *o->headers);
+        if (!o->headers)
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            size_t nl = strlen(headers[i].name), vl = strlen(headers[i].value);
+            o->headers[i].name = lv_malloc(nl + 1);
+            o->headers[i].value = lv_malloc(vl + 1);
+            o->n_headers = i + 1;
+            if (!o->headers[i].name || !o->headers[i].value)
+                goto fail;
+            memcpy(o->headers[i].name, headers[i].name, nl + 1);
+            memcpy(o->headers[i].value, headers[i].value, vl + 1);
+        }
+    }
+    o->key = p->key;
+    o->key_len = p->key_len;
+    p->key = NULL;
+    return o;
+fail:
+    object_free(o);
+    return NULL;
+}
+
+fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const fs3_kv *headers,
+                              size_t n_headers, const fs3_write_cond *cond, int64_t now_ms,
+                              fs3_object **out, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *final = NULL;
+    fs3_object *replaced = NULL;
+    lv_buf meta;
+    lv_buf_init(&meta);
+    if (out)
+        *out = NULL;
+    fs3_object *o = object_from_put(p, etag, headers, n_headers, now_ms);
+    if (!o) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (st->memory) {
+        o->data = p->mem;
+        p->mem = NULL;
+    } else {
+        /* metadata and trailer after the data, then (--fsync) make the whole file durable */
+        meta_encode(&meta, o);
+        uint8_t tr[TRAILER_SIZE];
+        put_be64(tr, o->size);
+        put_be32(tr + 8, (uint32_t)meta.len);
+        put_be32(tr + 12, 0);
+        memcpy(tr + 16, TRAILER_MAGIC, 8);
+        if (meta.oom || meta.len > MAX_META_LEN) {
+            rc = FS3_METADATA_TOO_LARGE;
+            lv_fail(err, LV_EINVAL, "metadata of %zu bytes", meta.len);
+            goto done;
+        }
+        if (write_all(p->fd, meta.data, meta.len) != 0 || write_all(p->fd, tr, sizeof tr) != 0 ||
+            (st->do_fsync && fsync(p->fd) != 0)) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "writing %s: %s", p->tmp_path, strerror(errno));
+            goto done;
+        }
+        int fd = p->fd;
+        p->fd = -1;
+        if (close(fd) != 0) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "closing %s: %s", p->tmp_path, strerror(errno));
+            goto done;
+        }
+        if (!(final = object_path(st, p->bucket, o->key, o->key_len))) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+
+    /* the commit: precondition, rename and index update under one write lock */
+    pthread_rwlock_wrlock(&st->lock);
+    bucket *b = find_bucket(st, p->bucket, NULL);
+    size_t pos = 0;
+    fs3_object *cur = b ? find_object(b, o->key, o->key_len, &pos) : NULL;
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "bucket %s was deleted during the upload", p->bucket);
+    } else if (cond && cond->if_none_match && cur) {
+        rc = FS3_PRECONDITION_FAILED;
+        lv_fail(err, LV_EINVAL, "If-None-Match: the key exists");
+    } else if (cond && cond->if_match && !cur) {
+        rc = FS3_NO_SUCH_KEY;
+        lv_fail(err, LV_ENOTFOUND, "If-Match: the key does not exist");
+    } else if (cond && cond->if_match && !fs3_etag_list_matches(cond->if_match, cur->etag)) {
+        rc = FS3_PRECONDITION_FAILED;
+        lv_fail(err, LV_EINVAL, "If-Match: the ETag is \"%s\"", cur->etag);
+    } else if (!cur && !reserve_objs(b, 1)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+    } else if (final && rename(p->tmp_path, final) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "rename %s -> %s: %s", p->tmp_path, final, strerror(errno));
+    } else {
+        /* crash from here on: the new version is in place, whole; the index is rebuilt at start */
+        if (cur) {
+            replaced = cur;
+            b->objs[pos] = o;
+        } else {
+            memmove(b->objs + pos + 1, b->objs + pos, (b->n - pos) * sizeof *b->objs);
+            b->objs[pos] = o;
+            b->n++;
+        }
+        if (out) {
+            fs3_object_ref(o);
+            *out = o;
+        }
+        o = NULL;
+        lv_free(p->tmp_path);
+        p->tmp_path = NULL; /* renamed: nothing to remove */
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (rc == FS3_OK && st->do_fsync) {
+        char *slash = strrchr(final, '/');
+        *slash = '\0';
+        if (fsync_path(final) != 0) {
+            lv_fail(err, LV_EIO, "fsync %s: %s", final, strerror(errno));
+            rc = FS3_INTERNAL_ERROR; /* the object is visible, but its durability is unknown */
+        }
+    }
+done:
+    fs3_object_unref(replaced);
+    object_free(o);
+    lv_buf_free(&meta);
+    lv_free(final);
+    fs3_put_abort(p);
+    if (rc != FS3_OK && out && *out) {
+        fs3_object_unref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+fs3_code fs3_store_delete(fs3_store *st, const char *bucket_name, const char *key, size_t key_len,
+                          char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *final = NULL;
+    fs3_object *gone = NULL;
+    if (!st->memory && !(final = object_path(st, bucket_name, key, key_len))) {
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    size_t pos;
+    fs3_object *cur = b ? find_object(b, key, key_len, &pos) : NULL;
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+    } else if (cur) {
+        if (final && unlink(final) != 0 && errno != ENOENT) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "unlink %s: %s", final, strerror(errno));
+        } else {
+            memmove(b->objs + pos, b->objs + pos + 1, (b->n - pos - 1) * sizeof *b->objs);
+            b->n--;
+            gone = cur;
+        }
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (gone && final && st->do_fsync) {
+        *strrchr(final, '/') = '\0';
+        fsync_path(final);
+    }
+    fs3_object_unref(gone);
+    lv_free(final);
+    return rc;
+}
+
+/* ---- reads ----------------------------------------------------------------------------------- */
+
+fs3_code fs3_store_get(fs3_store *st, const char *bucket_name, const char *key, size_t key_len,
+                       fs3_object **obj, fs3_body *body, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *final = NULL;
+    *obj = NULL;
+    if (body) {
+        body->fd = -1;
+        body->data = NULL;
+        if (!st->memory && !(final = object_path(st, bucket_name, key, key_len))) {
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            return FS3_INTERNAL_ERROR;
+        }
+    }
+    pthread_rwlock_rdlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    fs3_object *o = b ? find_object(b, key, key_len, NULL) : NULL;
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+    } else if (!o) {
+        rc = FS3_NO_SUCH_KEY;
+        lv_fail(err, LV_ENOTFOUND, "no such key");
+    } else {
+        if (body && final) {
+            /* opened under the lock, so the file is the version o describes */
+            body->fd = open(final, O_RDONLY | O_CLOEXEC);
+            if (body->fd < 0) {
+                rc = FS3_INTERNAL_ERROR;
+                lv_fail(err, LV_EIO, "open %s: %s", final, strerror(errno));
+            }
+        } else if (body) {
+            body->data = o->data;
+        }
+        if (rc == FS3_OK) {
+            fs3_object_ref(o);
+            *obj = o;
+        }
+    }
+    pthread_rwlock_unlock(&st->lock);
+    lv_free(final);
+    return rc;
+}
+
+/* ---- listing --------------------------------------------------------------------------------- */
+
+static int has_prefix(const char *s, size_t n, const char *p, size_t pn)
+{
+    return n >= pn && memcmp(s, p, pn) == 0;
+}
+
+/* Where the delimiter first occurs in s[from..n), or -1. */
+static long find_delim(const char *s, size_t n, size_t from, const char *d, size_t dn)
+{
+    if (dn == 0 || n < dn)
+        return -1;
+    for (size_t i = from; i + dn <= n; i++)
+        if (memcmp(s + i, d, dn) == 0)
+            return (long)i;
+    return -1;
+}
+
+static int add_entry(fs3_list_result *r, size_t *cap, const char *key, size_t len,
+                     const fs3_object *o)
+{
+    if (r->n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        fs3_list_entry *e = lv_realloc(r->entries, c * sizeof *e);
+        if (!e)
+            return 0;
+        r->entries = e;
+        *cap = c;
+    }
+    fs3_list_entry *e = &r->entries[r->n];
+    memset(e, 0, sizeof *e);
+    e->key = lv_malloc(len + 1);
+    if (!e->key)
+        return 0;
+    memcpy(e->key, key, len);
+    e->key[len] = '\0';
+    e->key_len = len;
+    if (o) {
+        e->size = o->size;
+        memcpy(e->etag, o->etag, sizeof e->etag);
+        e->mtime_ms = o->mtime_ms;
+    } else {
+        e->is_prefix = 1;
+    }
+    r->n++;
+    return 1;
+}
+
+fs3_code fs3_store_list(fs3_store *st, const char *bucket_name, const fs3_list_params *p,
+                        fs3_list_result *out, char *err)
+{
+    fs3_code rc = FS3_OK;
+    size_t cap = 0;
+    memset(out, 0, sizeof *out);
+    size_t dn = p->delimiter ? p->delimiter_len : 0;
+    pthread_rwlock_rdlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    if (!b) {
+        pthread_rwlock_unlock(&st->lock);
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+        return FS3_NO_SUCH_BUCKET;
+    }
+    size_t i = lower_bound(b, p->prefix, p->prefix_len, 0);
+    if (p->after) {
+        size_t j = lower_bound(b, p->after, p->after_len, 1);
+        if (j > i)
+            i = j;
+    }
+    /* the last common prefix given out (or resumed from): keys under it are skipped */
+    const char *cp = p->after_is_prefix ? p->after : NULL;
+    size_t cp_len = p->after_is_prefix ? p->after_len : 0;
+    for (; i < b->n; i++) {
+        const fs3_object *o = b->objs[i];
+        if (!has_prefix(o->key, o->key_len, p->prefix, p->prefix_len))
+            break; /* sorted: nothing further has the prefix */
+        if (cp && has_prefix(o->key, o->key_len, cp, cp_len))
+            continue;
+        long d = find_delim(o->key, o->key_len, p->prefix_len, p->delimiter, dn);
+        if (out->n == p->max_keys) {
+            out->truncated = p->max_keys > 0;
+            break;
+        }
+        if (d >= 0) {
+            size_t len = (size_t)d + dn;
+            if (!add_entry(out, &cap, o->key, len, NULL))
+                goto nomem;
+            cp = out->entries[out->n - 1].key;
+            cp_len = len;
+        } else if (!add_entry(out, &cap, o->key, o->key_len, o)) {
+            goto nomem;
+        }
+    }
+    pthread_rwlock_unlock(&st->lock);
+    return rc;
+nomem:
+    pthread_rwlock_unlock(&st->lock);
+    fs3_list_free(out);
+    lv_fail(err, LV_ENOMEM, "listing: out of memory");
+    return FS3_INTERNAL_ERROR;
+}
+
+void fs3_list_free(fs3_list_result *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        lv_free(r->entries[i].key);
+    lv_free(r->entries);
+    memset(r, 0, sizeof *r);
+}
