@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 echo "== a sample database: app.db"
-sqlite3 app.db <<'SQL'
+sqlite3 app.db >/dev/null <<'SQL'
 PRAGMA journal_mode = DELETE;
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT);
 CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id),
