@@ -1,5 +1,6 @@
 /* buf: the growable string with sticky failure, and URI/XML escaping (see buf.h). */
 #include "buf.h"
+#include "hex.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -180,23 +181,13 @@ char *lv_buf_take(lv_buf *b)
     return p;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t lv_uri_decode(const char *s, size_t n, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && lv_hex_digit(s[i + 1]) >= 0 &&
+            lv_hex_digit(s[i + 2]) >= 0) {
+            out[o++] = (char)(lv_hex_digit(s[i + 1]) * 16 + lv_hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];

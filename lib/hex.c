@@ -13,7 +13,7 @@ char *lv_hex_encode(const void *data, size_t n, char *out)
     return out;
 }
 
-static int nibble(char c)
+int lv_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -27,10 +27,10 @@ static int nibble(char c)
 int lv_hex_decode(const char *s, uint8_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi = nibble(s[2 * i]);
+        int hi = lv_hex_digit(s[2 * i]);
         if (hi < 0)
             return -1;
-        int lo = nibble(s[2 * i + 1]);
+        int lo = lv_hex_digit(s[2 * i + 1]);
         if (lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

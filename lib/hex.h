@@ -11,6 +11,9 @@
 /* Writes 2 * n lower-case hex digits and a NUL into out (2 * n + 1 bytes). Returns out. */
 char *lv_hex_encode(const void *data, size_t n, char *out);
 
+/* The value of one hex digit (either case), or -1 if c is not one. */
+int lv_hex_digit(char c);
+
 /*
  * Decodes exactly 2 * n hex digits (either case) from s into out[0..n). Returns 0 on success, -1 if
  * s is shorter or holds a non-hex character (out is then partly written).

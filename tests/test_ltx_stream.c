@@ -112,24 +112,10 @@ static void decode_vector(const char *name, decoded *out)
     free(f);
 }
 
-static uint64_t checksum_of_fd(int fd)
-{
-    struct stat st;
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    if (st.st_size == 0)
-        return 0;
-    uint32_t ps, pc;
-    uint64_t c = 0;
-    char err[LV_ERRLEN] = "";
-    ck_assert_msg(ltx_db_geometry(fd, &ps, &pc, err) == LV_OK, "%s", err);
-    ck_assert_msg(ltx_db_checksum_fd(fd, ps, pc, &c, err) == LV_OK, "%s", err);
-    return c;
-}
-
 static uint64_t checksum_of_db(const char *db_name)
 {
     int fd = tu_open(tu_ltx(db_name), O_RDONLY);
-    uint64_t c = checksum_of_fd(fd);
+    uint64_t c = tu_db_checksum_fd(fd);
     close(fd);
     return c;
 }
@@ -1123,7 +1109,7 @@ START_TEST(test_apply_chain_onto_empty_file_gives_db_txid3)
         ck_assert_uint_eq(cks, tu_jhex64(tu_jget(j, "trailer"), "post_apply_checksum"));
         json_decref(j);
     }
-    ck_assert_uint_eq(cks, checksum_of_fd(fd));
+    ck_assert_uint_eq(cks, tu_db_checksum_fd(fd));
     close(fd);
     assert_file_is(path, "db-txid3.db");
     tu_tmp_remove(path);
@@ -1138,11 +1124,11 @@ START_TEST(test_apply_snapshot_replaces_a_larger_database)
     tu_write_file(path, db3, n);
     free(db3);
     int fd = tu_open(path, O_RDWR);
-    uint64_t cks = checksum_of_fd(fd);
+    uint64_t cks = tu_db_checksum_fd(fd);
     char err[LV_ERRLEN] = "";
     ck_assert_msg(apply_vector(fd, "compact-txid1-2.ltx", &cks, NULL, err) == LV_OK, "%s", err);
     ck_assert_uint_eq(cks, checksum_of_db("db-txid2.db"));
-    ck_assert_uint_eq(cks, checksum_of_fd(fd));
+    ck_assert_uint_eq(cks, tu_db_checksum_fd(fd));
     close(fd);
     assert_file_is(path, "db-txid2.db");
     tu_tmp_remove(path);
@@ -1202,7 +1188,7 @@ START_TEST(test_apply_counts_pages_a_growing_file_skips_as_zeros)
         tu_write_file(path, db1, n);
         free(db1);
         int fd = tu_open(path, O_RDWR);
-        uint64_t cks = checksum_of_fd(fd);
+        uint64_t cks = tu_db_checksum_fd(fd);
 
         /* the true result: pages 29, 31, 32, 34 zero, 30 and 33 carried */
         uint8_t pages[2 * 4096];
@@ -1225,7 +1211,7 @@ START_TEST(test_apply_counts_pages_a_growing_file_skips_as_zeros)
         char err[LV_ERRLEN] = "";
         ck_assert_msg(ltx_apply(fd, ltx_mem_read, &r, &cks, NULL, err) == LV_OK, "%s", err);
         ck_assert_uint_eq(cks, post);
-        ck_assert_uint_eq(cks, checksum_of_fd(fd));
+        ck_assert_uint_eq(cks, tu_db_checksum_fd(fd));
         close(fd);
         free(f);
         tu_tmp_remove(path);
@@ -1243,12 +1229,12 @@ START_TEST(test_apply_truncates_to_commit_and_tracks_checksum)
     char *path = tu_tmp_path("shrink.db");
     tu_write_file(path, db1, n1);
     int fd = tu_open(path, O_RDWR);
-    uint64_t cks = checksum_of_fd(fd);
+    uint64_t cks = tu_db_checksum_fd(fd);
     ltx_mem_reader r = tu_reader(shrink, n);
     char err[LV_ERRLEN] = "";
     ck_assert_msg(ltx_apply(fd, ltx_mem_read, &r, &cks, NULL, err) == LV_OK, "%s", err);
     ck_assert_uint_eq(cks, post);
-    ck_assert_uint_eq(cks, checksum_of_fd(fd));
+    ck_assert_uint_eq(cks, tu_db_checksum_fd(fd));
     close(fd);
 
     size_t got_n, n2;
@@ -1273,7 +1259,7 @@ START_TEST(test_apply_refuses_corrupt_stream)
     char *path = tu_tmp_path("corrupt.db");
     tu_write_file(path, db2, n1);
     int fd = tu_open(path, O_RDWR);
-    uint64_t cks = checksum_of_fd(fd);
+    uint64_t cks = tu_db_checksum_fd(fd);
     ltx_mem_reader r = tu_reader(f, n);
     char err[LV_ERRLEN] = "";
     lv_err rc = ltx_apply(fd, ltx_mem_read, &r, &cks, NULL, err);

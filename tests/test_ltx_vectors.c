@@ -342,20 +342,6 @@ END_TEST
 
 /* ---- apply checks ------------------------------------------------------------------------ */
 
-static uint64_t checksum_of_fd(int fd)
-{
-    struct stat st;
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    if (st.st_size == 0)
-        return 0;
-    uint32_t ps, pc;
-    uint64_t c = 0;
-    char err[LV_ERRLEN] = "";
-    ck_assert_msg(ltx_db_geometry(fd, &ps, &pc, err) == LV_OK, "%s", err);
-    ck_assert_msg(ltx_db_checksum_fd(fd, ps, pc, &c, err) == LV_OK, "%s", err);
-    return c;
-}
-
 /* Runs one `apply_checks` entry of a sidecar with ltx_apply. */
 static void run_apply_check(const char *vector, size_t k, json_t *check)
 {
@@ -373,7 +359,7 @@ static void run_apply_check(const char *vector, size_t k, json_t *check)
         tu_write_file(path, start_bytes, start_size);
     }
     int fd = tu_open(path, O_RDWR);
-    uint64_t cks = checksum_of_fd(fd);
+    uint64_t cks = tu_db_checksum_fd(fd);
     if (!start_bytes)
         ck_assert_uint_eq(cks, 0);
 
@@ -395,7 +381,7 @@ static void run_apply_check(const char *vector, size_t k, json_t *check)
             ltx_header fh;
             ck_assert_int_eq(ltx_header_decode(&fh, file, n, err), LV_OK);
             tu_assert_header_eq(&h, &fh, name);
-            ck_assert_uint_eq(cks, checksum_of_fd(fd));
+            ck_assert_uint_eq(cks, tu_db_checksum_fd(fd));
         } else if (i + 1 < nfiles) {
             ck_assert_msg(rc == LV_OK, "%s check %zu: apply %s: %s", vector, k, name, err);
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc64.h"
@@ -366,4 +367,18 @@ uint64_t tu_rand(uint64_t *state)
     x ^= x >> 27;
     *state = x;
     return x * 0x2545F4914F6CDD1Dull;
+}
+
+uint64_t tu_db_checksum_fd(int fd)
+{
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    if (st.st_size == 0)
+        return 0;
+    uint32_t ps, pc;
+    uint64_t c = 0;
+    char err[LV_ERRLEN] = "";
+    ck_assert_msg(ltx_db_geometry(fd, &ps, &pc, err) == LV_OK, "%s", err);
+    ck_assert_msg(ltx_db_checksum_fd(fd, ps, pc, &c, err) == LV_OK, "%s", err);
+    return c;
 }

@@ -34,6 +34,10 @@ void tu_tmp_remove(char *path);
 /* open(2) that fails the test on error. */
 int tu_open(const char *path, int flags);
 
+/* The database checksum of the database open on fd (0 for an empty file); fails the test on error.
+ */
+uint64_t tu_db_checksum_fd(int fd);
+
 /* Parses 16 hex digits into a u64; fails the test on a bad string. */
 uint64_t tu_hex64(const char *s);
 /* Parses 8 hex digits, with or without a leading "0x", into a u32; fails the test otherwise. */
