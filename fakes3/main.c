@@ -64,6 +64,9 @@ static void usage(FILE *f)
            "                          (virtual-host style; default localhost)\n"
            "  --max-connections N     simultaneous connections, one thread each (default 1024)\n"
            "  --max-object-size BYTES largest PutObject body (default 5368709120, S3's limit)\n"
+           "  --idle-timeout SECONDS  close a connection on which nothing moves for this long:\n"
+           "                          an idle keep-alive connection, or a client that stalls\n"
+           "                          mid-request (1..86400, default 60)\n"
            "  --log FILE              append one JSON line per request (time, request id,\n"
            "                          operation, bucket, key, range, status, bytes, duration)\n"
            "  --clock-skew SECONDS    run the server's clock this far ahead (negative: behind);\n"
@@ -110,6 +113,7 @@ enum {
     OPT_VHOST,
     OPT_MAX_CONN,
     OPT_MAX_OBJ,
+    OPT_IDLE_TIMEOUT,
     OPT_LOG,
     OPT_SKEW,
     OPT_HELP,
@@ -130,6 +134,7 @@ int main(int argc, char **argv)
         {"vhost-domain", required_argument, NULL, OPT_VHOST},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"max-object-size", required_argument, NULL, OPT_MAX_OBJ},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"log", required_argument, NULL, OPT_LOG},
         {"clock-skew", required_argument, NULL, OPT_SKEW},
         {"help", no_argument, NULL, OPT_HELP},
@@ -146,6 +151,7 @@ int main(int argc, char **argv)
         .vhost_domain = "localhost",
         .max_connections = 1024,
         .max_object_size = 5368709120ull,
+        .idle_timeout = FS3_DEFAULT_IDLE_TIMEOUT,
         .clock = real_clock,
         .clock_ctx = &clk,
     };
@@ -198,6 +204,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.max_object_size = v;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (parse_u64(optarg, &v) != 0 || v < 1 || v > 86400) {
+                fprintf(stderr, "fakes3: --idle-timeout %s: want 1..86400 seconds\n", optarg);
+                return 2;
+            }
+            cfg.idle_timeout = (unsigned)v;
             break;
         case OPT_LOG:
             cfg.log_path = optarg;

@@ -2,10 +2,12 @@
  * ops: the S3 operations: what each checks before its body (fs3_op_begin) and what it does with
  * the store and answers once the body is in (fs3_op_apply). See request.h for where they run.
  *
- * Implemented: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
- * ListObjects (v1), ListObjectsV2, PutObject, GetObject, HeadObject, DeleteObject, and the admin
- * endpoints /_fakes3/health and /_fakes3/stats. The other operations the router recognises answer
- * 501 NotImplemented.
+ * Here: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, ListObjects (v1),
+ * ListObjectsV2, PutObject, GetObject, HeadObject, DeleteObject, the admin endpoints
+ * /_fakes3/health and /_fakes3/stats, the helpers ops.h shares, and the dispatch. CopyObject and
+ * UploadPartCopy are in ops_copy.c, DeleteObjects in ops_delete.c, the multipart upload in
+ * ops_multipart.c. GetObjectTagging answers an empty tag set; other bucket and object sub-resources
+ * (?acl, ?policy...) answer 501 NotImplemented.
  *
  * Threads: each call works on one request, on its connection's thread; shared state is the store.
  */
@@ -21,9 +23,8 @@
 #include "alloc.h"
 #include "hex.h"
 #include "httpsem.h"
-#include "request.h"
+#include "ops.h"
 
-#define OWNER_ID          "fakes3"
 #define MAX_USER_METADATA 2048
 #define MAX_CONFIG_BODY   (64 * 1024)
 
@@ -40,10 +41,12 @@ static const char *const stored_headers[] = {"content-type",
                                              "x-amz-website-redirect-location",
                                              NULL};
 
-static int is_stored_header(const char *lname)
+static int is_stored_header(const char *lname, int with_checksums)
 {
-    if (strncmp(lname, "x-amz-meta-", 11) == 0 || strncmp(lname, "x-amz-checksum-", 15) == 0)
+    if (strncmp(lname, "x-amz-meta-", 11) == 0)
         return 1;
+    if (fs3_ck_from_header(lname) != FS3_CK_NONE)
+        return with_checksums;
     for (size_t i = 0; stored_headers[i]; i++)
         if (strcmp(lname, stored_headers[i]) == 0)
             return 1;
@@ -95,8 +98,7 @@ static char *without_aws_chunked(const char *v)
     return lv_buf_take(&b);
 }
 
-/* Parses a whole unsigned decimal; 0 on success. */
-static int parse_u64(const char *s, uint64_t *out)
+int fs3_ops_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s)
         return -1;
@@ -122,43 +124,141 @@ static int decode_md5(const char *b64, uint8_t out[16])
     return 0;
 }
 
-static fs3_code begin_put_object(fs3_req *r)
+fs3_code fs3_ops_content_md5(fs3_req *r)
 {
-    const char *cl = r->chunked ? NULL : fs3_req_header(r, "Content-Length");
-    uint64_t len = r->chunked ? (uint64_t)r->decoded_length : 0;
-    if (cl || r->chunked) {
-        if (cl && parse_u64(cl, &len) != 0) {
-            fs3_resp_error(r, FS3_INVALID_ARGUMENT, "Content-Length is not a number.", NULL, 0);
-            return FS3_INVALID_ARGUMENT;
-        }
-        if (len > r->cfg->max_object_size) {
-            char proposed[32], max[32];
-            snprintf(proposed, sizeof proposed, "%llu", (unsigned long long)len);
-            snprintf(max, sizeof max, "%llu", (unsigned long long)r->cfg->max_object_size);
-            fs3_xml_field f[2] = {{"ProposedSize", proposed, strlen(proposed)},
-                                  {"MaxSizeAllowed", max, strlen(max)}};
-            fs3_resp_error(r, FS3_ENTITY_TOO_LARGE, NULL, f, 2);
-            return FS3_ENTITY_TOO_LARGE;
-        }
-    } else if (!fs3_req_header(r, "Transfer-Encoding")) {
-        return FS3_MISSING_CONTENT_LENGTH;
-    }
     const char *md5 = fs3_req_header(r, "Content-MD5");
-    if (md5) {
-        if (decode_md5(md5, r->content_md5) != 0)
-            return FS3_INVALID_DIGEST;
-        r->has_content_md5 = 1;
+    if (!md5)
+        return FS3_OK;
+    if (decode_md5(md5, r->content_md5) != 0)
+        return FS3_INVALID_DIGEST;
+    r->has_content_md5 = 1;
+    return FS3_OK;
+}
+
+fs3_code fs3_ops_request_checksum(fs3_req *r, fs3_ck_alg *alg, const char **value)
+{
+    *alg = FS3_CK_NONE;
+    *value = NULL;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        fs3_ck_alg a = fs3_ck_from_header(r->headers[i].name);
+        if (a == FS3_CK_NONE)
+            continue;
+        if (*alg != FS3_CK_NONE && a != *alg) {
+            fs3_resp_error(r, FS3_INVALID_REQUEST,
+                           "Expecting a single x-amz-checksum- header. Multiple checksum Types "
+                           "are not allowed.",
+                           NULL, 0);
+            return FS3_INVALID_REQUEST;
+        }
+        if (!fs3_ck_value_valid(a, r->headers[i].value)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "Value for %s header is invalid.", fs3_ck_header(a));
+            fs3_resp_error(r, FS3_INVALID_REQUEST, msg, NULL, 0);
+            return FS3_INVALID_REQUEST;
+        }
+        *alg = a;
+        *value = r->headers[i].value;
     }
+    const char *trailer = fs3_req_header(r, "x-amz-trailer");
+    if (trailer && *alg == FS3_CK_NONE) {
+        while (*trailer == ' ')
+            trailer++;
+        *alg = fs3_ck_from_header(trailer);
+    }
+    return FS3_OK;
+}
+
+fs3_code fs3_ops_verify_checksum(fs3_req *r, fs3_ck_alg alg, const char *header_value,
+                                 const char *computed)
+{
+    const char *want = header_value;
+    if (!want) /* a trailer: finish_streaming put it with the headers to store */
+        for (size_t i = 0; i < r->n_store_headers; i++)
+            if (strcmp(r->store_headers[i].name, fs3_ck_header(alg)) == 0)
+                want = r->store_headers[i].value;
+    if (!want)
+        return FS3_OK; /* announced, never sent: nothing to compare */
+    if (!fs3_ck_value_valid(alg, want)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Value for %s trailing header is invalid.", fs3_ck_header(alg));
+        fs3_resp_error(r, FS3_INVALID_REQUEST, msg, NULL, 0);
+        return FS3_INVALID_REQUEST;
+    }
+    if (!fs3_ck_equal(alg, want, computed)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "The %s you specified did not match the calculated checksum.",
+                 fs3_ck_name(alg));
+        snprintf(r->err, sizeof r->err, "%s: sent %s, computed %s", fs3_ck_header(alg), want,
+                 computed);
+        fs3_resp_error(r, FS3_BAD_DIGEST, msg, NULL, 0);
+        return FS3_BAD_DIGEST;
+    }
+    return FS3_OK;
+}
+
+fs3_code fs3_ops_check_body_digests(fs3_req *r, int require)
+{
+    fs3_ck_alg alg;
+    const char *value;
+    fs3_code rc = fs3_ops_request_checksum(r, &alg, &value);
+    if (rc != FS3_OK)
+        return rc;
+    if (require && !r->has_content_md5 && !value) {
+        fs3_resp_error(r, FS3_INVALID_REQUEST,
+                       "Missing required header for this request: Content-MD5", NULL, 0);
+        return FS3_INVALID_REQUEST;
+    }
+    const char *data = r->body.data ? r->body.data : "";
+    if (r->has_content_md5) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (!EVP_Digest(data, r->body.len, md, &n, EVP_md5(), NULL)) {
+            fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
+            return FS3_INTERNAL_ERROR;
+        }
+        if (n != 16 || memcmp(md, r->content_md5, 16) != 0) {
+            fs3_resp_error(r, FS3_BAD_DIGEST, NULL, NULL, 0);
+            return FS3_BAD_DIGEST;
+        }
+    }
+    if (value) {
+        char got[FS3_CK_B64_MAX];
+        if (fs3_ck_compute(alg, data, r->body.len, got) != 0) {
+            fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
+            return FS3_INTERNAL_ERROR;
+        }
+        return fs3_ops_verify_checksum(r, alg, value, got);
+    }
+    return FS3_OK;
+}
+
+fs3_code fs3_ops_check_write_cond(fs3_req *r)
+{
     const char *inm = fs3_req_header(r, "If-None-Match");
     if (inm && strcmp(inm, "*") != 0) {
         fs3_xml_field f = {"Header", "If-None-Match", 13};
         fs3_resp_error(r, FS3_NOT_IMPLEMENTED,
                        "A header you provided implies functionality that is not implemented "
-                       "(PutObject accepts only If-None-Match: *)",
+                       "(a write accepts only If-None-Match: *)",
                        &f, 1);
         return FS3_NOT_IMPLEMENTED;
     }
-    /* what gets stored with the object */
+    return FS3_OK;
+}
+
+void fs3_ops_write_error(fs3_req *r, fs3_code rc)
+{
+    if (rc == FS3_PRECONDITION_FAILED) {
+        const char *which = fs3_req_header(r, "If-None-Match") ? "If-None-Match" : "If-Match";
+        fs3_xml_field f = {"Condition", which, strlen(which)};
+        fs3_resp_error(r, rc, NULL, &f, 1);
+    } else {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+    }
+}
+
+fs3_code fs3_ops_collect_headers(fs3_req *r, int with_checksums)
+{
     r->store_headers = lv_calloc(r->n_headers ? r->n_headers : 1, sizeof *r->store_headers);
     if (!r->store_headers)
         return FS3_INTERNAL_ERROR;
@@ -167,7 +267,7 @@ static fs3_code begin_put_object(fs3_req *r)
         char *lname = lower_dup(r->headers[i].name);
         if (!lname)
             return FS3_INTERNAL_ERROR;
-        if (!is_stored_header(lname)) {
+        if (!is_stored_header(lname, with_checksums)) {
             lv_free(lname);
             continue;
         }
@@ -197,13 +297,50 @@ static fs3_code begin_put_object(fs3_req *r)
         fs3_resp_error(r, FS3_METADATA_TOO_LARGE, NULL, f, 2);
         return FS3_METADATA_TOO_LARGE;
     }
+    return FS3_OK;
+}
+
+static fs3_code begin_put_object(fs3_req *r)
+{
+    const char *cl = r->chunked ? NULL : fs3_req_header(r, "Content-Length");
+    uint64_t len = r->chunked ? (uint64_t)r->decoded_length : 0;
+    if (cl || r->chunked) {
+        if (cl && fs3_ops_parse_u64(cl, &len) != 0) {
+            fs3_resp_error(r, FS3_INVALID_ARGUMENT, "Content-Length is not a number.", NULL, 0);
+            return FS3_INVALID_ARGUMENT;
+        }
+        if (len > r->cfg->max_object_size) {
+            char proposed[32], max[32];
+            snprintf(proposed, sizeof proposed, "%llu", (unsigned long long)len);
+            snprintf(max, sizeof max, "%llu", (unsigned long long)r->cfg->max_object_size);
+            fs3_xml_field f[2] = {{"ProposedSize", proposed, strlen(proposed)},
+                                  {"MaxSizeAllowed", max, strlen(max)}};
+            fs3_resp_error(r, FS3_ENTITY_TOO_LARGE, NULL, f, 2);
+            return FS3_ENTITY_TOO_LARGE;
+        }
+    } else if (!fs3_req_header(r, "Transfer-Encoding")) {
+        return FS3_MISSING_CONTENT_LENGTH;
+    }
+    fs3_code rc = fs3_ops_content_md5(r);
+    if (rc != FS3_OK || (rc = fs3_ops_check_write_cond(r)) != FS3_OK ||
+        (rc = fs3_ops_collect_headers(r, 1)) != FS3_OK)
+        return rc;
+    fs3_ck_alg alg;
+    const char *ck_value;
+    if ((rc = fs3_ops_request_checksum(r, &alg, &ck_value)) != FS3_OK)
+        return rc;
     r->md5 = EVP_MD_CTX_new();
     if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL))
         return FS3_INTERNAL_ERROR;
-    fs3_code rc = fs3_store_put_begin(r->store, r->route.bucket, r->route.key, r->route.key_len,
-                                      &r->put, r->err);
+    rc = fs3_store_put_begin(r->store, r->route.bucket, r->route.key, r->route.key_len, &r->put,
+                             r->err);
     if (rc != FS3_OK)
         return rc;
+    if ((rc = fs3_put_hash(r->put, 0, alg, r->err)) != FS3_OK)
+        return rc;
+    /* a conditional write: a delete of the key from now until the commit is a 409 */
+    if (fs3_req_header(r, "If-None-Match") || fs3_req_header(r, "If-Match"))
+        fs3_put_conditional(r->put);
     r->body_kind = FS3_BODY_PUT;
     return FS3_OK;
 }
@@ -217,6 +354,17 @@ static void apply_put_object(fs3_req *r)
         fs3_resp_error(r, FS3_BAD_DIGEST, NULL, NULL, 0);
         return;
     }
+    fs3_ck_alg alg;
+    const char *ck_value;
+    if (fs3_ops_request_checksum(r, &alg, &ck_value) != FS3_OK)
+        return;
+    char ck[FS3_CK_B64_MAX];
+    if (alg != FS3_CK_NONE && (fs3_put_checksum(r->put, ck) != 0 ||
+                               fs3_ops_verify_checksum(r, alg, ck_value, ck) != FS3_OK)) {
+        if (!r->code)
+            fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
+        return;
+    }
     char etag[FS3_ETAG_MAX];
     lv_hex_encode(md, 16, etag);
     fs3_write_cond cond = {fs3_req_header(r, "If-Match"), fs3_req_header(r, "If-None-Match")};
@@ -225,13 +373,7 @@ static void apply_put_object(fs3_req *r)
     fs3_code rc = fs3_store_put_commit(r->store, p, etag, r->store_headers, r->n_store_headers,
                                        &cond, r->start_ms, NULL, r->err);
     if (rc != FS3_OK) {
-        if (rc == FS3_PRECONDITION_FAILED) {
-            const char *which = cond.if_none_match ? "If-None-Match" : "If-Match";
-            fs3_xml_field f = {"Condition", which, strlen(which)};
-            fs3_resp_error(r, rc, NULL, &f, 1);
-        } else {
-            fs3_resp_error(r, rc, NULL, NULL, 0);
-        }
+        fs3_ops_write_error(r, rc);
         return;
     }
     char quoted[FS3_ETAG_MAX + 2];
@@ -369,9 +511,11 @@ done:
 
 /* ---- buckets --------------------------------------------------------------------------------- */
 
-static void owner_xml(lv_buf *b)
+void fs3_ops_owner_xml(lv_buf *b, const char *element)
 {
-    lv_buf_puts(b, "<Owner><ID>" OWNER_ID "</ID><DisplayName>" OWNER_ID "</DisplayName></Owner>");
+    lv_buf_printf(b,
+                  "<%s><ID>" FS3_OWNER_ID "</ID><DisplayName>" FS3_OWNER_ID "</DisplayName></%s>",
+                  element, element);
 }
 
 static void apply_list_buckets(fs3_req *r)
@@ -387,7 +531,7 @@ static void apply_list_buckets(fs3_req *r)
     lv_buf_init(&b);
     fs3_xml_decl(&b);
     lv_buf_puts(&b, "<ListAllMyBucketsResult xmlns=\"" FS3_XMLNS "\">");
-    owner_xml(&b);
+    fs3_ops_owner_xml(&b, "Owner");
     lv_buf_puts(&b, "<Buckets>");
     for (size_t i = 0; i < n; i++) {
         char when[40];
@@ -481,8 +625,7 @@ static void apply_get_bucket_location(fs3_req *r)
 
 /* ---- listing --------------------------------------------------------------------------------- */
 
-/* Appends <name>s</name>, URL-encoded when the request asked for encoding-type=url. */
-static void list_elem(lv_buf *b, const char *name, const char *s, size_t n, int url)
+void fs3_ops_list_elem(lv_buf *b, const char *name, const char *s, size_t n, int url)
 {
     if (!url) {
         fs3_xml_elem(b, name, s, n);
@@ -540,7 +683,7 @@ static void apply_list_objects(fs3_req *r, int v2)
         url = 1;
     }
     uint64_t max_keys = 1000;
-    if (mk && (parse_u64(mk, &max_keys) != 0)) {
+    if (mk && (fs3_ops_parse_u64(mk, &max_keys) != 0)) {
         fs3_resp_error(r, FS3_INVALID_ARGUMENT,
                        "Provided max-keys not an integer or within "
                        "integer range",
@@ -594,16 +737,16 @@ static void apply_list_objects(fs3_req *r, int v2)
     fs3_xml_decl(&b);
     lv_buf_puts(&b, "<ListBucketResult xmlns=\"" FS3_XMLNS "\">");
     fs3_xml_elems(&b, "Name", r->route.bucket);
-    list_elem(&b, "Prefix", p.prefix, p.prefix_len, url);
+    fs3_ops_list_elem(&b, "Prefix", p.prefix, p.prefix_len, url);
     if (!v2)
-        list_elem(&b, "Marker", marker ? marker : "", marker_len, url);
+        fs3_ops_list_elem(&b, "Marker", marker ? marker : "", marker_len, url);
     if (!v2 && res.truncated && res.n) {
         const fs3_list_entry *last = &res.entries[res.n - 1];
-        list_elem(&b, "NextMarker", last->key, last->key_len, url);
+        fs3_ops_list_elem(&b, "NextMarker", last->key, last->key_len, url);
     }
     lv_buf_printf(&b, "<MaxKeys>%llu</MaxKeys>", (unsigned long long)max_keys);
     if (delim)
-        list_elem(&b, "Delimiter", delim, delim_len, url);
+        fs3_ops_list_elem(&b, "Delimiter", delim, delim_len, url);
     if (url)
         lv_buf_puts(&b, "<EncodingType>url</EncodingType>");
     if (v2)
@@ -617,7 +760,7 @@ static void apply_list_objects(fs3_req *r, int v2)
         lv_buf_puts(&b, "</NextContinuationToken>");
     }
     if (v2 && start_after)
-        list_elem(&b, "StartAfter", start_after, sa_len, url);
+        fs3_ops_list_elem(&b, "StartAfter", start_after, sa_len, url);
     for (size_t i = 0; i < res.n; i++) {
         const fs3_list_entry *e = &res.entries[i];
         if (e->is_prefix)
@@ -625,12 +768,12 @@ static void apply_list_objects(fs3_req *r, int v2)
         char when[40];
         fs3_format_iso8601(e->mtime_ms, when, sizeof when);
         lv_buf_puts(&b, "<Contents>");
-        list_elem(&b, "Key", e->key, e->key_len, url);
+        fs3_ops_list_elem(&b, "Key", e->key, e->key_len, url);
         fs3_xml_elems(&b, "LastModified", when);
         lv_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag><Size>%llu</Size>", e->etag,
                       (unsigned long long)e->size);
         if (owner)
-            owner_xml(&b);
+            fs3_ops_owner_xml(&b, "Owner");
         lv_buf_puts(&b, "<StorageClass>STANDARD</StorageClass></Contents>");
     }
     for (size_t i = 0; i < res.n; i++) {
@@ -638,7 +781,7 @@ static void apply_list_objects(fs3_req *r, int v2)
         if (!e->is_prefix)
             continue;
         lv_buf_puts(&b, "<CommonPrefixes>");
-        list_elem(&b, "Prefix", e->key, e->key_len, url);
+        fs3_ops_list_elem(&b, "Prefix", e->key, e->key_len, url);
         lv_buf_puts(&b, "</CommonPrefixes>");
     }
     lv_buf_puts(&b, "</ListBucketResult>");
@@ -648,6 +791,28 @@ static void apply_list_objects(fs3_req *r, int v2)
 }
 
 /* ---- the rest -------------------------------------------------------------------------------- */
+
+/*
+ * GetObjectTagging: fakes3 keeps no tags, so an existing object has an empty tag set. Clients ask
+ * for it before a multipart copy (the aws CLI does, and gives up on an error).
+ */
+static void apply_get_object_tagging(fs3_req *r)
+{
+    fs3_object *o = NULL;
+    fs3_code rc =
+        fs3_store_get(r->store, r->route.bucket, r->route.key, r->route.key_len, &o, NULL, r->err);
+    if (rc != FS3_OK) {
+        fs3_resp_error(r, rc, NULL, NULL, 0);
+        return;
+    }
+    fs3_object_unref(o);
+    lv_buf b;
+    lv_buf_init(&b);
+    fs3_xml_decl(&b);
+    lv_buf_puts(&b, "<Tagging xmlns=\"" FS3_XMLNS "\"><TagSet></TagSet></Tagging>");
+    fs3_resp_xml(r, 200, &b);
+    lv_buf_free(&b);
+}
 
 static void apply_delete_object(fs3_req *r)
 {
@@ -678,7 +843,8 @@ static void apply_stats(fs3_req *r)
 
 static int implemented(fs3_op op)
 {
-    return op > FS3_OP_UNKNOWN && op <= FS3_OP_ADMIN_STATS;
+    return op > FS3_OP_UNKNOWN && op != FS3_OP_BUCKET_SUBRESOURCE &&
+           op != FS3_OP_OBJECT_SUBRESOURCE && op < FS3_OP_COUNT;
 }
 
 fs3_code fs3_op_begin(fs3_req *r)
@@ -697,6 +863,18 @@ fs3_code fs3_op_begin(fs3_req *r)
         r->body_kind = FS3_BODY_BUFFER;
         r->body_limit = MAX_CONFIG_BODY;
         return FS3_OK;
+    case FS3_OP_COPY_OBJECT:
+        return fs3_begin_copy_object(r);
+    case FS3_OP_UPLOAD_PART_COPY:
+        return fs3_begin_upload_part_copy(r);
+    case FS3_OP_DELETE_OBJECTS:
+        return fs3_begin_delete_objects(r);
+    case FS3_OP_CREATE_MULTIPART_UPLOAD:
+        return fs3_begin_create_multipart(r);
+    case FS3_OP_UPLOAD_PART:
+        return fs3_begin_upload_part(r);
+    case FS3_OP_COMPLETE_MULTIPART_UPLOAD:
+        return fs3_begin_complete_multipart(r);
     default:
         r->body_kind = FS3_BODY_DISCARD;
         return FS3_OK;
@@ -708,6 +886,9 @@ void fs3_op_apply(fs3_req *r)
     switch (r->route.op) {
     case FS3_OP_LIST_BUCKETS:
         apply_list_buckets(r);
+        break;
+    case FS3_OP_GET_OBJECT_TAGGING:
+        apply_get_object_tagging(r);
         break;
     case FS3_OP_CREATE_BUCKET:
         apply_create_bucket(r);
@@ -742,6 +923,33 @@ void fs3_op_apply(fs3_req *r)
         break;
     case FS3_OP_ADMIN_STATS:
         apply_stats(r);
+        break;
+    case FS3_OP_COPY_OBJECT:
+        fs3_apply_copy_object(r);
+        break;
+    case FS3_OP_UPLOAD_PART_COPY:
+        fs3_apply_upload_part_copy(r);
+        break;
+    case FS3_OP_DELETE_OBJECTS:
+        fs3_apply_delete_objects(r);
+        break;
+    case FS3_OP_CREATE_MULTIPART_UPLOAD:
+        fs3_apply_create_multipart(r);
+        break;
+    case FS3_OP_UPLOAD_PART:
+        fs3_apply_upload_part(r);
+        break;
+    case FS3_OP_COMPLETE_MULTIPART_UPLOAD:
+        fs3_apply_complete_multipart(r);
+        break;
+    case FS3_OP_ABORT_MULTIPART_UPLOAD:
+        fs3_apply_abort_multipart(r);
+        break;
+    case FS3_OP_LIST_PARTS:
+        fs3_apply_list_parts(r);
+        break;
+    case FS3_OP_LIST_MULTIPART_UPLOADS:
+        fs3_apply_list_uploads(r);
         break;
     default:
         fs3_resp_error(r, FS3_NOT_IMPLEMENTED, NULL, NULL, 0);

@@ -31,6 +31,7 @@ static const char *const op_names[FS3_OP_COUNT] = {
     [FS3_OP_ABORT_MULTIPART_UPLOAD] = "AbortMultipartUpload",
     [FS3_OP_LIST_PARTS] = "ListParts",
     [FS3_OP_LIST_MULTIPART_UPLOADS] = "ListMultipartUploads",
+    [FS3_OP_GET_OBJECT_TAGGING] = "GetObjectTagging",
     [FS3_OP_BUCKET_SUBRESOURCE] = "BucketSubresource",
     [FS3_OP_OBJECT_SUBRESOURCE] = "ObjectSubresource",
 };
@@ -303,6 +304,8 @@ fs3_code fs3_route_request(const char *method, const char *path, size_t path_len
             out->op = FS3_OP_ABORT_MULTIPART_UPLOAD;
         else if (get && upload)
             out->op = FS3_OP_LIST_PARTS;
+        else if (get && has(q, "tagging"))
+            out->op = FS3_OP_GET_OBJECT_TAGGING;
         else if ((get || put || del || post) && has_any(q, object_subresources))
             out->op = FS3_OP_OBJECT_SUBRESOURCE;
         else if (put)

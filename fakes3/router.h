@@ -32,7 +32,6 @@ typedef enum fs3_op {
     FS3_OP_DELETE_OBJECT,
     FS3_OP_ADMIN_HEALTH,
     FS3_OP_ADMIN_STATS,
-    /* recognised, answered 501 NotImplemented for now */
     FS3_OP_COPY_OBJECT,
     FS3_OP_DELETE_OBJECTS,
     FS3_OP_CREATE_MULTIPART_UPLOAD,
@@ -42,6 +41,8 @@ typedef enum fs3_op {
     FS3_OP_ABORT_MULTIPART_UPLOAD,
     FS3_OP_LIST_PARTS,
     FS3_OP_LIST_MULTIPART_UPLOADS,
+    FS3_OP_GET_OBJECT_TAGGING, /* always an empty tag set: fakes3 keeps no tags */
+    /* recognised, answered 501 NotImplemented */
     FS3_OP_BUCKET_SUBRESOURCE, /* ?acl, ?versioning, ?policy... */
     FS3_OP_OBJECT_SUBRESOURCE, /* ?acl, ?tagging, ?retention... */
     FS3_OP_COUNT

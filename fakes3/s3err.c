@@ -18,6 +18,14 @@ static const struct {
                                          "Your previous request to create the named bucket "
                                          "succeeded and you already own it."},
     [FS3_BUCKET_NOT_EMPTY] = {"BucketNotEmpty", 409, "The bucket you tried to delete is not empty"},
+    [FS3_CONDITIONAL_REQUEST_CONFLICT] = {"ConditionalRequestConflict", 409,
+                                          "A conflicting operation occurred. If using PutObject "
+                                          "you can retry the request. If using multipart upload "
+                                          "you should initiate another CreateMultipartUpload "
+                                          "request and re-upload each part."},
+    [FS3_ENTITY_TOO_SMALL] = {"EntityTooSmall", 400,
+                              "Your proposed upload is smaller than the minimum allowed object "
+                              "size."},
     [FS3_ENTITY_TOO_LARGE] = {"EntityTooLarge", 400,
                               "Your proposed upload exceeds the maximum allowed size"},
     [FS3_INCOMPLETE_BODY] = {"IncompleteBody", 400,
@@ -33,6 +41,13 @@ static const struct {
     [FS3_INVALID_DIGEST] = {"InvalidDigest", 400, "The Content-MD5 you specified is not valid."},
     [FS3_INVALID_LOCATION_CONSTRAINT] = {"InvalidLocationConstraint", 400,
                                          "The specified location-constraint is not valid"},
+    [FS3_INVALID_PART] = {"InvalidPart", 400,
+                          "One or more of the specified parts could not be found.  The part may "
+                          "not have been uploaded, or the specified entity tag may not match the "
+                          "part's entity tag."},
+    [FS3_INVALID_PART_ORDER] = {"InvalidPartOrder", 400,
+                                "The list of parts was not in ascending order. Parts must be "
+                                "ordered by part number."},
     [FS3_INVALID_RANGE] = {"InvalidRange", 416, "The requested range is not satisfiable"},
     [FS3_INVALID_REQUEST] = {"InvalidRequest", 400, "Invalid Request"},
     [FS3_KEY_TOO_LONG] = {"KeyTooLongError", 400, "Your key is too long"},
@@ -48,6 +63,9 @@ static const struct {
                                     "You must provide the Content-Length HTTP header."},
     [FS3_NO_SUCH_BUCKET] = {"NoSuchBucket", 404, "The specified bucket does not exist"},
     [FS3_NO_SUCH_KEY] = {"NoSuchKey", 404, "The specified key does not exist."},
+    [FS3_NO_SUCH_UPLOAD] = {"NoSuchUpload", 404,
+                            "The specified upload does not exist. The upload ID may be invalid, "
+                            "or the upload may have been aborted or completed."},
     [FS3_NOT_IMPLEMENTED] = {"NotImplemented", 501,
                              "A header or query you provided implies functionality that is not "
                              "implemented."},

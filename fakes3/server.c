@@ -7,10 +7,12 @@
  * with no data when the body is complete (stages 5-6). uri_log runs before all of them and sees
  * the URI exactly as sent, before libmicrohttpd decodes it: the path is decoded once here, so an
  * encoded '/' or '%' in a key stays what the client meant. on_completed frees the request and
- * writes its log line, whether it ended well or the connection died.
+ * writes its log line, whether it ended well or the connection died; a request libmicrohttpd
+ * abandons without calling it is freed with its connection instead (on_connection, fs3_conn).
  *
- * Threads: every callback of one request runs on its connection's thread; the server's own state
- * (request-id counter, log file) is shared and touched atomically or with one write(2) per line.
+ * Threads: every callback of one request runs on its connection's thread (on_connection's close
+ * runs after that thread has ended); the server's own state (request-id counter, log file) is
+ * shared and touched atomically or with one write(2) per line.
  */
 #include "server.h"
 
@@ -148,6 +150,8 @@ static void resp_auth_error(fs3_req *r, fs3_code code)
 
 /* ---- request lifecycle ----------------------------------------------------------------------- */
 
+static void request_free(fs3_req *r);
+
 static void free_cb(void *p)
 {
     lv_free(p);
@@ -250,10 +254,11 @@ static fs3_auth_input auth_input(fs3_req *r)
 static fs3_code begin_streaming(fs3_server *srv, fs3_req *r)
 {
     const char *ph = r->auth.payload_hash;
-    if (r->route.op != FS3_OP_PUT_OBJECT) {
+    if (r->route.op != FS3_OP_PUT_OBJECT && r->route.op != FS3_OP_UPLOAD_PART) {
         fs3_resp_error(r, FS3_NOT_IMPLEMENTED,
-                       "aws-chunked (STREAMING-*) payloads are accepted on PutObject only.", NULL,
-                       0);
+                       "aws-chunked (STREAMING-*) payloads are accepted on PutObject and "
+                       "UploadPart only.",
+                       NULL, 0);
         return FS3_NOT_IMPLEMENTED;
     }
     const char *dl = fs3_req_header(r, "x-amz-decoded-content-length");
@@ -284,8 +289,105 @@ static fs3_code begin_streaming(fs3_server *srv, fs3_req *r)
     return FS3_OK;
 }
 
+/* Per-connection memory of libmicrohttpd: the request line and headers must fit in it (less a
+ * little for its own records); beyond, it answers 414 or 431 itself (see check_framing). */
+#define CONN_MEMORY_LIMIT (128 * 1024)
+
+/*
+ * 1 if the request line held a NUL byte. libmicrohttpd hands the URI over as a C string, so such
+ * a URI reaches uri_log cut short at the NUL ("PUT /b/a<NUL>b" would become key "a"). Version 0.9
+ * parses the request line in place: the URI, then one separator, then the version, all in one
+ * buffer, and it decodes the URI in place, so url is where the URI began on the wire and the
+ * version starts one byte after its end. A URI shorter than that gap was cut by a NUL. Later
+ * versions are not known to keep that layout: there the check is skipped (they may reject the
+ * NUL themselves; otherwise the URI is taken up to it).
+ */
+static int request_line_has_nul(const char *url, const char *version, size_t uri_len)
+{
+#if MHD_VERSION < 0x01000000
+    if (!url || !version || !*version)
+        return 0;
+    uintptr_t u = (uintptr_t)url, v = (uintptr_t)version;
+    return v > u && v - u <= CONN_MEMORY_LIMIT && v - u - 1 > uri_len;
+#else
+    (void)url;
+    (void)version;
+    (void)uri_len;
+    return 0;
+#endif
+}
+
+/*
+ * HTTP framing that libmicrohttpd 0.9 lets through but a server must not guess at (RFC 9112
+ * section 6): a request line cut by a NUL, Content-Length headers that disagree (libmicrohttpd
+ * would read the first and take the rest of the body for the next request), a Content-Length of
+ * 2^64-1 (libmicrohttpd's marker for "unknown": it would wait forever), Transfer-Encoding
+ * beside Content-Length (the request-smuggling shape), and a transfer coding other than chunked
+ * (libmicrohttpd would wait for the end of a body it cannot delimit until the client gives up).
+ * Each is answered at once, before any body is read; libmicrohttpd then closes the connection,
+ * as the RFC asks, since what follows cannot be framed.
+ *
+ * What libmicrohttpd rejects itself never reaches fakes3, and gets its own small HTML page, not
+ * an S3 error document (it has no hook to replace them): a request line without a version or
+ * with HTTP/0.9 (400), an HTTP version other than 1.x (505), a header line without a colon (400),
+ * a Content-Length that is not a number (400) or over 2^64 (413), malformed chunked framing (400
+ * or 413), a request line or header section that does not fit in CONN_MEMORY_LIMIT (414, 431).
+ */
+static fs3_code check_framing(fs3_req *r, const char *url, const char *version)
+{
+    if (request_line_has_nul(url, version, strlen(r->raw_uri))) {
+        snprintf(r->err, sizeof r->err, "NUL byte in the request line");
+        fs3_resp_error(r, FS3_INVALID_REQUEST, "The request line contains a NUL byte.", NULL, 0);
+        return FS3_INVALID_REQUEST;
+    }
+    const char *cl = NULL, *te = NULL;
+    int n_te = 0;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const sigv4_header *h = &r->headers[i];
+        if (strcasecmp(h->name, "Content-Length") == 0) {
+            if (cl && strcmp(cl, h->value) != 0) {
+                snprintf(r->err, sizeof r->err, "Content-Length %s and %s", cl, h->value);
+                fs3_resp_error(r, FS3_INVALID_REQUEST,
+                               "Multiple Content-Length headers with different values.", NULL, 0);
+                return FS3_INVALID_REQUEST;
+            }
+            cl = h->value;
+            /* libmicrohttpd has taken it for a number below 2^64 (else it answered 400 or 413
+             * itself); 2^64-1 though is its "length unknown" marker, with which it would read a
+             * body that never ends */
+            if (strtoull(cl, NULL, 10) == UINT64_MAX) {
+                snprintf(r->err, sizeof r->err, "Content-Length %s", cl);
+                fs3_resp_error(r, FS3_INVALID_ARGUMENT, "Content-Length is too large.", NULL, 0);
+                return FS3_INVALID_ARGUMENT;
+            }
+        } else if (strcasecmp(h->name, "Transfer-Encoding") == 0) {
+            te = h->value;
+            n_te++;
+        }
+    }
+    if (!te)
+        return FS3_OK;
+    if (cl) {
+        snprintf(r->err, sizeof r->err, "Transfer-Encoding %s with Content-Length %s", te, cl);
+        fs3_resp_error(r, FS3_INVALID_REQUEST,
+                       "A request cannot have both Transfer-Encoding and Content-Length.", NULL, 0);
+        return FS3_INVALID_REQUEST;
+    }
+    /* libmicrohttpd decodes exactly one coding, "chunked", and only from the first header */
+    if (n_te > 1 || strcasecmp(te, "chunked") != 0) {
+        fs3_xml_field f = {"Header", "Transfer-Encoding", 17};
+        snprintf(r->err, sizeof r->err, "Transfer-Encoding %s", te);
+        fs3_resp_error(r, FS3_NOT_IMPLEMENTED,
+                       "A header you provided implies functionality that is not implemented "
+                       "(Transfer-Encoding other than chunked).",
+                       &f, 1);
+        return FS3_NOT_IMPLEMENTED;
+    }
+    return FS3_OK;
+}
+
 /* Stages 1-3. FS3_OK to go on and read the body; otherwise the error is in r->resp. */
-static fs3_code begin(fs3_server *srv, fs3_req *r)
+static fs3_code begin(fs3_server *srv, fs3_req *r, const char *url, const char *version)
 {
     fs3_code rc;
     /* 1. parse and route */
@@ -310,7 +412,13 @@ static fs3_code begin(fs3_server *srv, fs3_req *r)
         return FS3_INVALID_ARGUMENT;
     }
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, r);
-    if (fs3_query_parse(r->raw_query, &r->q) != 0 || r->headers_oom) {
+    if (r->headers_oom) {
+        fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
+        return FS3_INTERNAL_ERROR;
+    }
+    if ((rc = check_framing(r, url, version)) != FS3_OK)
+        return rc;
+    if (fs3_query_parse(r->raw_query, &r->q) != 0) {
         fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
         return FS3_INTERNAL_ERROR;
     }
@@ -481,8 +589,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
-    (void)url;
-    (void)version;
     fs3_server *srv = cls;
     fs3_req *r = *req_cls;
     if (!r)
@@ -491,7 +597,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->phase = 1;
         r->conn = conn;
         r->method = method;
-        if (begin(srv, r) != FS3_OK)
+        if (begin(srv, r, url, version) != FS3_OK)
             return send_response(srv, r); /* without reading the body */
         if (srv->cfg.hook && srv->cfg.hook(srv->cfg.hook_ctx, FS3_STAGE_ROUTED, r))
             return MHD_NO;
@@ -512,11 +618,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(srv, r);
 }
 
+/*
+ * One per connection (libmicrohttpd's socket context, made and freed by on_connection): the
+ * request uri_log made on it, until on_completed takes it back. libmicrohttpd 0.9.75 does not
+ * always call on_completed for a request it gives up on itself: when a query's parameters fill
+ * its per-connection memory after uri_log ran, it closes the connection without a word, and the
+ * request would leak (a client could repeat that without end). So a request still here when the
+ * next one starts on the connection, or when the connection closes, is freed then.
+ */
+typedef struct fs3_conn {
+    fs3_req *req;
+} fs3_conn;
+
+static fs3_conn *conn_state(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+    return ci ? ci->socket_context : NULL;
+}
+
 /* Creates the request before libmicrohttpd decodes the URI; the result becomes *req_cls. */
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)conn;
     fs3_server *srv = cls;
+    fs3_conn *c = conn_state(conn);
+    if (c) { /* one abandoned before this one started: nothing refers to it any more */
+        request_free(c->req);
+        c->req = NULL;
+    }
     fs3_req *r = lv_calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -538,6 +667,8 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
     lv_buf_init(&r->resp.body);
     lv_buf_init(&r->body);
     fs3_auth_result_init(&r->auth);
+    if (c)
+        c->req = r;
     return r;
 }
 
@@ -575,21 +706,12 @@ static void log_request(fs3_server *srv, fs3_req *r, enum MHD_RequestTermination
     lv_buf_free(&b);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
-                         enum MHD_RequestTerminationCode toe)
+/* Frees a request and everything it holds (an upload cut off mid-body: its temp file goes). */
+static void request_free(fs3_req *r)
 {
-    (void)conn;
-    fs3_server *srv = cls;
-    fs3_req *r = *req_cls;
     if (!r)
         return;
-    *req_cls = NULL;
-    if (r->phase && r->resp.status >= 100 && r->resp.status < 600 &&
-        (unsigned)r->route.op < FS3_OP_COUNT)
-        atomic_fetch_add(&srv->counts[r->route.op][r->resp.status - 100], 1);
-    if (srv->log_fd >= 0 && r->phase)
-        log_request(srv, r, toe);
-    fs3_put_abort(r->put); /* an upload cut off mid-body: its temp file goes */
+    fs3_put_abort(r->put);
     fs3_chunked_free(r->chunked);
     if (r->md5)
         EVP_MD_CTX_free(r->md5);
@@ -611,6 +733,42 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     lv_free(r->raw_path);
     lv_free(r->raw_uri);
     lv_free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    fs3_server *srv = cls;
+    fs3_req *r = *req_cls;
+    if (!r)
+        return;
+    *req_cls = NULL;
+    fs3_conn *c = conn_state(conn);
+    if (c && c->req == r)
+        c->req = NULL;
+    if (r->phase && r->resp.status >= 100 && r->resp.status < 600 &&
+        (unsigned)r->route.op < FS3_OP_COUNT)
+        atomic_fetch_add(&srv->counts[r->route.op][r->resp.status - 100], 1);
+    if (srv->log_fd >= 0 && r->phase)
+        log_request(srv, r, toe);
+    request_free(r);
+}
+
+/* A connection opens (its state is made) or has closed (its state goes, with any request that
+ * libmicrohttpd abandoned on it). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)conn;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = lv_calloc(1, sizeof(fs3_conn)); /* NULL: no safety net, no harm */
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        fs3_conn *c = *socket_context;
+        request_free(c->req);
+        lv_free(c);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -767,9 +925,10 @@ lv_err fs3_server_serve(fs3_server *srv, fs3_store *st, char *err)
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->idle_timeout ? cfg->idle_timeout : (unsigned)FS3_DEFAULT_IDLE_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_END);
     if (!srv->daemon)
         return lv_fail(err, LV_EIO, "cannot start the HTTP server on %s", srv->address);
     return LV_OK;
@@ -778,6 +937,15 @@ lv_err fs3_server_serve(fs3_server *srv, fs3_store *st, char *err)
 const char *fs3_server_address(const fs3_server *srv)
 {
     return srv->address;
+}
+
+unsigned fs3_server_connections(const fs3_server *srv)
+{
+    if (!srv->daemon)
+        return 0;
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
 }
 
 void fs3_server_stop(fs3_server *srv)

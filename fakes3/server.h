@@ -10,6 +10,11 @@
  * price is one thread (and its stack) per open connection, bounded by --max-connections; S3
  * clients keep connections alive, so threads are made per connection, not per request.
  *
+ * Idle connections: a connection on which nothing moves (no byte read or written) for
+ * idle_timeout seconds is closed, so a client that sends half a request and stalls (slowloris)
+ * holds its thread only that long. The timer runs while libmicrohttpd waits on the socket, not
+ * while a request is being worked on.
+ *
  * Shutdown: fs3_server_stop closes the listening socket, ends every connection and joins every
  * thread. A request cut off mid-upload is aborted (its temp file removed); nothing half written
  * becomes visible (see store.h).
@@ -39,6 +44,8 @@ typedef enum fs3_stage {
 } fs3_stage;
 typedef int (*fs3_stage_hook)(void *ctx, fs3_stage stage, fs3_req *r);
 
+#define FS3_DEFAULT_IDLE_TIMEOUT 60
+
 typedef struct fs3_config {
     const char *listen; /* "127.0.0.1:9000", "[::1]:9000", "0.0.0.0:0" (any free port) */
     const char *region; /* "us-east-1" */
@@ -47,6 +54,7 @@ typedef struct fs3_config {
     int anonymous;            /* accept unsigned requests, check no signature */
     const char *vhost_domain; /* Host "<bucket>.<vhost_domain>" names a bucket */
     unsigned max_connections;
+    unsigned idle_timeout;    /* seconds; 0: FS3_DEFAULT_IDLE_TIMEOUT */
     uint64_t max_object_size; /* a larger PutObject gets EntityTooLarge */
     const char *log_path;     /* JSON lines, one per request; NULL: none */
     fs3_clock_fn clock;
@@ -67,6 +75,12 @@ lv_err fs3_server_bind(const fs3_config *cfg, fs3_server **out, char *err);
 lv_err fs3_server_serve(fs3_server *srv, fs3_store *st, char *err);
 /* The address actually bound ("127.0.0.1:9000"; the real port when 0 was asked). */
 const char *fs3_server_address(const fs3_server *srv);
+/*
+ * Connections open right now, counting one until libmicrohttpd has torn it down (its thread
+ * joined, its memory freed): 0 means no request is left in flight. For tests and the fuzz
+ * target, which wait for it before they look for leaks; 0 for a server not serving.
+ */
+unsigned fs3_server_connections(const fs3_server *srv);
 /* Stops accepting, ends every connection (see the top of this file) and frees srv, serving
  * or only bound. */
 void fs3_server_stop(fs3_server *srv);

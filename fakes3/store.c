@@ -9,6 +9,11 @@
  *   DIR/buckets/NAME/bucket           "created <ms since epoch>"
  *   DIR/buckets/NAME/objects/HH/HASH  one file per object; HASH = hex SHA-256 of the key,
  *                                     HH = its first two digits (256 folders, made with the bucket)
+ *   DIR/buckets/NAME/uploads/ID/upload  a multipart upload: an object file without data whose
+ *                                     metadata is the key, the start time and the headers the
+ *                                     object will get (ID: FS3_UPLOAD_ID_LEN hex digits)
+ *   DIR/buckets/NAME/uploads/ID/NNNNN   part NNNNN (00001-10000), an object file (its metadata's
+ *                                     "key" is the part number; the headers its checksums)
  *
  * Bucket names are checked (a-z 0-9 . -, starting and ending alphanumeric) before they are used in
  * a path, and object keys never are: only their hash is. So no request names a path outside DIR.
@@ -38,6 +43,14 @@
  * A crash before the rename leaves only a temp file (removed at the next start); after it, the
  * new object whole. Bucket creation and deletion likewise build or move a whole folder in DIR/tmp
  * and rename it.
+ *
+ * Multipart uploads: an upload folder is built in DIR/tmp and renamed into uploads/ (a crash
+ * leaves it whole or absent); a part is written like an object and renamed over its part file;
+ * an abort renames the folder into DIR/tmp and removes it there. Completion streams the listed
+ * parts into DIR/tmp/N.put, appends metadata and trailer, (--fsync: fsyncs), renames it onto the
+ * object's name, and only then renames the upload folder into DIR/tmp: a crash before the first
+ * rename leaves the upload as it was and no object; between the two, the whole object and the
+ * upload (which can be completed again or aborted); after, only the object.
  */
 #include "store.h"
 
@@ -54,6 +67,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "alloc.h"
@@ -68,11 +83,30 @@
 #define TRAILER_MAGIC "FS3OBJv1"
 #define MAX_META_LEN  (1u << 20)
 
+typedef struct part {
+    int number;
+    fs3_object *obj; /* the index's reference; obj->key is the number as text */
+} part;
+
+typedef struct upload {
+    char id[FS3_UPLOAD_ID_LEN + 1];
+    char *key;
+    size_t key_len;
+    int64_t initiated_ms;
+    fs3_kv *headers; /* for the object */
+    size_t n_headers;
+    part *parts; /* sorted by number */
+    size_t n_parts, cap_parts;
+    int conflicted; /* the key was deleted since the upload began (in memory only) */
+} upload;
+
 typedef struct bucket {
     char name[FS3_MAX_BUCKET_LEN + 1];
     int64_t created_ms;
     fs3_object **objs; /* sorted by key, byte order; the index holds one reference to each */
     size_t n, cap;
+    upload **uploads; /* sorted by id */
+    size_t nu, capu;
 } bucket;
 
 struct fs3_store {
@@ -82,7 +116,8 @@ struct fs3_store {
     bucket **buckets;      /* sorted by name */
     size_t nb, capb;
     int lock_fd;
-    atomic_ulong seq; /* unique temp names */
+    atomic_ulong seq;          /* unique temp names, upload ids */
+    struct fs3_put *cond_puts; /* conditional writes in flight (guarded by lock) */
 };
 
 struct fs3_put {
@@ -95,6 +130,15 @@ struct fs3_put {
     uint8_t *mem;   /* memory: the bytes so far */
     size_t mem_cap;
     uint64_t size;
+    /* a part: the upload and the part number ("" and 0 for an object) */
+    char upload_id[FS3_UPLOAD_ID_LEN + 1];
+    int part_number;
+    /* hashing of what is written (fs3_put_hash) */
+    EVP_MD_CTX *md5;
+    fs3_ck ck;
+    /* a conditional write: linked in the store's cond_puts; conflicted by a delete of the key */
+    int conditional, conflicted;
+    struct fs3_put *cnext, *cprev;
 };
 
 /* ---- objects --------------------------------------------------------------------------------- */
@@ -181,6 +225,166 @@ static int reserve_objs(bucket *b, size_t extra)
     return 1;
 }
 
+/* ---- headers and uploads in the index ------------------------------------------------------- */
+
+static void kv_free(fs3_kv *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        lv_free(h[i].name);
+        lv_free(h[i].value);
+    }
+    lv_free(h);
+}
+
+/* A deep copy of n headers (never NULL on success, even for n == 0); NULL when out of memory. */
+static fs3_kv *kv_dup(const fs3_kv *h, size_t n)
+{
+    fs3_kv *d = lv_calloc(n ? n : 1, sizeof *d);
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(h[i].name), vl = strlen(h[i].value);
+        d[i].name = lv_malloc(nl + 1);
+        d[i].value = lv_malloc(vl + 1);
+        if (!d[i].name || !d[i].value) {
+            kv_free(d, i + 1);
+            return NULL;
+        }
+        memcpy(d[i].name, h[i].name, nl + 1);
+        memcpy(d[i].value, h[i].value, vl + 1);
+    }
+    return d;
+}
+
+static void upload_free(upload *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->n_parts; i++)
+        fs3_object_unref(u->parts[i].obj);
+    lv_free(u->parts);
+    kv_free(u->headers, u->n_headers);
+    lv_free(u->key);
+    lv_free(u);
+}
+
+int fs3_upload_id_valid(const char *id)
+{
+    size_t i = 0;
+    for (; id[i]; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    return i == FS3_UPLOAD_ID_LEN;
+}
+
+/* The upload with id in b, or NULL; *pos is where it is or would go. */
+static upload *find_upload(const bucket *b, const char *id, size_t *pos)
+{
+    size_t lo = 0, hi = b->nu;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(b->uploads[mid]->id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (pos)
+        *pos = lo;
+    return lo < b->nu && strcmp(b->uploads[lo]->id, id) == 0 ? b->uploads[lo] : NULL;
+}
+
+/* The upload id of key in b (NULL if there is none, or it is another key's). */
+static upload *find_upload_of(const bucket *b, const char *id, const char *key, size_t key_len,
+                              size_t *pos)
+{
+    upload *u = b ? find_upload(b, id, pos) : NULL;
+    return u && keycmp(u->key, u->key_len, key, key_len) == 0 ? u : NULL;
+}
+
+static int reserve_uploads(bucket *b)
+{
+    if (b->nu < b->capu)
+        return 1;
+    size_t cap = b->capu ? b->capu * 2 : 16;
+    upload **p = lv_realloc(b->uploads, cap * sizeof *p);
+    if (!p)
+        return 0;
+    b->uploads = p;
+    b->capu = cap;
+    return 1;
+}
+
+/* Inserts u (capacity reserved by the caller). */
+static void insert_upload(bucket *b, upload *u)
+{
+    size_t pos;
+    find_upload(b, u->id, &pos);
+    memmove(b->uploads + pos + 1, b->uploads + pos, (b->nu - pos) * sizeof *b->uploads);
+    b->uploads[pos] = u;
+    b->nu++;
+}
+
+static void remove_upload_at(bucket *b, size_t pos)
+{
+    memmove(b->uploads + pos, b->uploads + pos + 1, (b->nu - pos - 1) * sizeof *b->uploads);
+    b->nu--;
+}
+
+static part *find_part(const upload *u, int number, size_t *pos)
+{
+    size_t lo = 0, hi = u->n_parts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (u->parts[mid].number < number)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (pos)
+        *pos = lo;
+    return lo < u->n_parts && u->parts[lo].number == number ? &u->parts[lo] : NULL;
+}
+
+static int reserve_parts(upload *u)
+{
+    if (u->n_parts < u->cap_parts)
+        return 1;
+    size_t cap = u->cap_parts ? u->cap_parts * 2 : 8;
+    part *p = lv_realloc(u->parts, cap * sizeof *p);
+    if (!p)
+        return 0;
+    u->parts = p;
+    u->cap_parts = cap;
+    return 1;
+}
+
+/* Puts o in as part number (capacity reserved); the part it replaces goes to *replaced. */
+static void set_part(upload *u, int number, fs3_object *o, fs3_object **replaced)
+{
+    size_t pos;
+    part *pt = find_part(u, number, &pos);
+    if (pt) {
+        *replaced = pt->obj;
+        pt->obj = o;
+        return;
+    }
+    memmove(u->parts + pos + 1, u->parts + pos, (u->n_parts - pos) * sizeof *u->parts);
+    u->parts[pos].number = number;
+    u->parts[pos].obj = o;
+    u->n_parts++;
+}
+
+/* A delete of key succeeded: conditional writes of it in flight become conflicts (409). */
+static void mark_conflicts(fs3_store *st, bucket *b, const char *key, size_t key_len)
+{
+    for (struct fs3_put *q = st->cond_puts; q; q = q->cnext)
+        if (strcmp(q->bucket, b->name) == 0 && keycmp(q->key, q->key_len, key, key_len) == 0)
+            q->conflicted = 1;
+    for (size_t i = 0; i < b->nu; i++)
+        if (keycmp(b->uploads[i]->key, b->uploads[i]->key_len, key, key_len) == 0)
+            b->uploads[i]->conflicted = 1;
+}
+
 /* ---- buckets --------------------------------------------------------------------------------- */
 
 int fs3_bucket_name_valid(const char *name)
@@ -231,6 +435,9 @@ static void bucket_free(bucket *b)
     for (size_t i = 0; i < b->n; i++)
         fs3_object_unref(b->objs[i]);
     lv_free(b->objs);
+    for (size_t i = 0; i < b->nu; i++)
+        upload_free(b->uploads[i]);
+    lv_free(b->uploads);
     lv_free(b);
 }
 
@@ -345,6 +552,16 @@ static char *object_path(const fs3_store *st, const char *bucket_name, const cha
     char h[65];
     key_hash(key, key_len, h);
     return path_join("%s/buckets/%s/objects/%.2s/%s", st->dir, bucket_name, h, h);
+}
+
+static char *upload_dir(const fs3_store *st, const char *bucket_name, const char *id)
+{
+    return path_join("%s/buckets/%s/uploads/%s", st->dir, bucket_name, id);
+}
+
+static char *part_path(const fs3_store *st, const char *bucket_name, const char *id, int number)
+{
+    return path_join("%s/buckets/%s/uploads/%s/%05d", st->dir, bucket_name, id, number);
 }
 
 static char *temp_path(fs3_store *st, const char *suffix)
@@ -462,7 +679,8 @@ static int meta_decode(const char *text, size_t n, fs3_object *o)
     return o->key && o->etag[0] ? 0 : -1;
 }
 
-/* Reads an object file's trailer and metadata. NULL (with a reason in why) if it is not one. */
+/* Reads an object file's trailer and metadata. NULL (with a reason in why) if it is not one.
+ * expect_hash NULL: the file name is not a key hash (upload and part files). */
 static fs3_object *load_object_file(const char *path, const char *expect_hash, char *why,
                                     size_t why_len)
 {
@@ -500,7 +718,7 @@ static fs3_object *load_object_file(const char *path, const char *expect_hash, c
     }
     char h[65];
     key_hash(o->key, o->key_len, h);
-    if (strcmp(h, expect_hash) != 0) {
+    if (expect_hash && strcmp(h, expect_hash) != 0) {
         snprintf(why, why_len, "file name is not the hash of its key");
         goto fail;
     }
@@ -531,6 +749,89 @@ static int obj_sort_cmp(const void *a, const void *b)
 {
     const fs3_object *x = *(fs3_object *const *)a, *y = *(fs3_object *const *)b;
     return keycmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* Loads one upload folder (dir, named id); NULL (reason in why) if it is not a valid one. Part
+ * files that are not valid are skipped with a warning. */
+static upload *load_upload(const char *dir, const char *id, char *why, size_t why_len)
+{
+    char *info = path_join("%s/upload", dir);
+    fs3_object *o = info ? load_object_file(info, NULL, why, why_len) : NULL;
+    lv_free(info);
+    if (!o)
+        return NULL;
+    upload *u = lv_calloc(1, sizeof *u);
+    DIR *d = u ? opendir(dir) : NULL;
+    if (!d) {
+        snprintf(why, why_len, u ? "cannot read the folder" : "out of memory");
+        object_free(o);
+        lv_free(u);
+        return NULL;
+    }
+    memcpy(u->id, id, FS3_UPLOAD_ID_LEN); /* checked: fs3_upload_id_valid */
+    u->key = o->key;
+    u->key_len = o->key_len;
+    u->initiated_ms = o->mtime_ms;
+    u->headers = o->headers;
+    u->n_headers = o->n_headers;
+    o->key = NULL;
+    o->headers = NULL;
+    o->n_headers = 0;
+    object_free(o);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "upload") == 0)
+            continue;
+        char pwhy[160] = "not a part file name";
+        int number = 0, ok = strlen(e->d_name) == 5 && strspn(e->d_name, "0123456789") == 5;
+        if (ok)
+            number = atoi(e->d_name);
+        fs3_object *po = NULL;
+        char *pp = path_join("%s/%s", dir, e->d_name);
+        if (ok && number >= 1 && number <= FS3_MAX_PART_NUMBER && pp)
+            po = load_object_file(pp, NULL, pwhy, sizeof pwhy);
+        if (po && reserve_parts(u)) {
+            fs3_object *replaced = NULL;
+            set_part(u, number, po, &replaced);
+            fs3_object_unref(replaced);
+        } else {
+            fs3_object_unref(po);
+            fprintf(stderr, "fakes3: store: skipping %s: %s\n", pp ? pp : e->d_name, pwhy);
+        }
+        lv_free(pp);
+    }
+    closedir(d);
+    return u;
+}
+
+/* Loads the uploads of bucket b from its folder bdir. */
+static void load_uploads(bucket *b, const char *bdir)
+{
+    char *udir = path_join("%s/uploads", bdir);
+    DIR *d = udir ? opendir(udir) : NULL;
+    if (!d) {
+        lv_free(udir);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char why[160] = "not an upload id";
+        char *dir = path_join("%s/%s", udir, e->d_name);
+        upload *u = NULL;
+        if (dir && fs3_upload_id_valid(e->d_name))
+            u = load_upload(dir, e->d_name, why, sizeof why);
+        if (u && reserve_uploads(b)) {
+            insert_upload(b, u);
+        } else {
+            upload_free(u);
+            fprintf(stderr, "fakes3: store: skipping upload %s: %s\n", dir ? dir : e->d_name, why);
+        }
+        lv_free(dir);
+    }
+    closedir(d);
+    lv_free(udir);
 }
 
 /* Loads one bucket folder into the index. */
@@ -594,7 +895,9 @@ static fs3_code load_bucket(fs3_store *st, const char *name, char *err)
         closedir(d);
         lv_free(odir);
     }
-    qsort(b->objs, b->n, sizeof *b->objs, obj_sort_cmp);
+    if (b->n)
+        qsort(b->objs, b->n, sizeof *b->objs, obj_sort_cmp);
+    load_uploads(b, bdir);
     size_t pos;
     if (find_bucket(st, name, &pos) || !reserve_buckets(st)) {
         rc = FS3_INTERNAL_ERROR;
@@ -982,13 +1285,11 @@ done:
 
 /* ---- writes ---------------------------------------------------------------------------------- */
 
-fs3_code fs3_store_put_begin(fs3_store *st, const char *bucket_name, const char *key,
-                             size_t key_len, fs3_put **out, char *err)
+/* A new upload into a temp file (disk) or buffer; key copied. */
+static fs3_code put_new(fs3_store *st, const char *bucket_name, const char *key, size_t key_len,
+                        fs3_put **out, char *err)
 {
     *out = NULL;
-    fs3_code rc = fs3_store_head_bucket(st, bucket_name, err);
-    if (rc != FS3_OK)
-        return rc;
     fs3_put *p = lv_calloc(1, sizeof *p);
     if (!p || !(p->key = lv_malloc(key_len + 1))) {
         lv_free(p);
@@ -1003,8 +1304,11 @@ fs3_code fs3_store_put_begin(fs3_store *st, const char *bucket_name, const char 
     p->key_len = key_len;
     if (!st->memory) {
         p->tmp_path = temp_path(st, "put");
-        if (!p->tmp_path)
-            goto nomem;
+        if (!p->tmp_path) {
+            fs3_put_abort(p);
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            return FS3_INTERNAL_ERROR;
+        }
         p->fd = open(p->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (p->fd < 0) {
             lv_fail(err, LV_EIO, "creating %s: %s", p->tmp_path, strerror(errno));
@@ -1014,16 +1318,74 @@ fs3_code fs3_store_put_begin(fs3_store *st, const char *bucket_name, const char 
     }
     *out = p;
     return FS3_OK;
-nomem:
-    fs3_put_abort(p);
-    lv_fail(err, LV_ENOMEM, "out of memory");
-    return FS3_INTERNAL_ERROR;
+}
+
+fs3_code fs3_store_put_begin(fs3_store *st, const char *bucket_name, const char *key,
+                             size_t key_len, fs3_put **out, char *err)
+{
+    *out = NULL;
+    fs3_code rc = fs3_store_head_bucket(st, bucket_name, err);
+    if (rc != FS3_OK)
+        return rc;
+    return put_new(st, bucket_name, key, key_len, out, err);
+}
+
+fs3_code fs3_put_hash(fs3_put *p, int md5, fs3_ck_alg alg, char *err)
+{
+    if (md5 && !p->md5) {
+        p->md5 = EVP_MD_CTX_new();
+        if (!p->md5 || !EVP_DigestInit_ex(p->md5, EVP_md5(), NULL)) {
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            return FS3_INTERNAL_ERROR;
+        }
+    }
+    if (alg != FS3_CK_NONE && p->ck.alg == FS3_CK_NONE && fs3_ck_init(&p->ck, alg) != 0) {
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    return FS3_OK;
+}
+
+int fs3_put_md5(fs3_put *p, uint8_t out[16])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!p->md5 || !EVP_DigestFinal_ex(p->md5, md, &n) || n != 16)
+        return -1;
+    memcpy(out, md, 16);
+    return 0;
+}
+
+int fs3_put_checksum(fs3_put *p, char *out)
+{
+    if (p->ck.alg == FS3_CK_NONE)
+        return -1;
+    fs3_ck_final(&p->ck, out);
+    return out[0] ? 0 : -1;
+}
+
+void fs3_put_conditional(fs3_put *p)
+{
+    fs3_store *st = p->st;
+    pthread_rwlock_wrlock(&st->lock);
+    if (!p->conditional) {
+        p->conditional = 1;
+        p->cnext = st->cond_puts;
+        if (st->cond_puts)
+            st->cond_puts->cprev = p;
+        st->cond_puts = p;
+    }
+    pthread_rwlock_unlock(&st->lock);
 }
 
 fs3_code fs3_put_write(fs3_put *p, const void *data, size_t n, char *err)
 {
     if (n == 0)
         return FS3_OK;
+    if (p->md5)
+        EVP_DigestUpdate(p->md5, data, n);
+    if (p->ck.alg != FS3_CK_NONE)
+        fs3_ck_update(&p->ck, data, n);
     if (p->st->memory) {
         if (p->size + n > p->mem_cap) {
             size_t cap = p->mem_cap ? p->mem_cap : 4096;
@@ -1047,6 +1409,77 @@ fs3_code fs3_put_write(fs3_put *p, const void *data, size_t n, char *err)
     return FS3_OK;
 }
 
+fs3_code fs3_put_copy(fs3_put *p, const fs3_body *src, uint64_t off, uint64_t len, char *err)
+{
+    if (off > src->size || len > src->size - off) {
+        lv_fail(err, LV_EINVAL, "copy of %llu bytes from %llu: the source has %llu",
+                (unsigned long long)len, (unsigned long long)off, (unsigned long long)src->size);
+        return FS3_INTERNAL_ERROR;
+    }
+    if (src->fd < 0) { /* memory store: the source bytes are at hand */
+        const uint8_t *d = src->data + off;
+        while (len) {
+            size_t k = len > (1u << 30) ? (1u << 30) : (size_t)len;
+            fs3_code rc = fs3_put_write(p, d, k, err);
+            if (rc != FS3_OK)
+                return rc;
+            d += k;
+            len -= k;
+        }
+        return FS3_OK;
+    }
+    if (!p->st->memory && !p->md5 && p->ck.alg == FS3_CK_NONE) {
+        /* nothing to hash: the kernel copies file to file (or shares the extents) */
+        loff_t in = (loff_t)off;
+        while (len) {
+            size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
+            ssize_t k = copy_file_range(src->fd, &in, p->fd, NULL, want, 0);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 &&
+                (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
+                break; /* not here: copy through a buffer below */
+            if (k < 0) {
+                lv_fail(err, LV_EIO, "copying into %s: %s", p->tmp_path, strerror(errno));
+                return FS3_INTERNAL_ERROR;
+            }
+            if (k == 0) {
+                lv_fail(err, LV_EIO, "copy source ended early");
+                return FS3_INTERNAL_ERROR;
+            }
+            len -= (uint64_t)k;
+            p->size += (uint64_t)k;
+        }
+        off = (uint64_t)in;
+        if (!len)
+            return FS3_OK;
+    }
+    size_t cap = 1u << 20;
+    char *buf = lv_malloc(cap);
+    if (!buf) {
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        return FS3_INTERNAL_ERROR;
+    }
+    fs3_code rc = FS3_OK;
+    while (len && rc == FS3_OK) {
+        size_t want = len > cap ? cap : (size_t)len;
+        ssize_t k = pread(src->fd, buf, want, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            lv_fail(err, LV_EIO, "reading the copy source: %s",
+                    k < 0 ? strerror(errno) : "it ended early");
+            rc = FS3_INTERNAL_ERROR;
+            break;
+        }
+        rc = fs3_put_write(p, buf, (size_t)k, err);
+        off += (uint64_t)k;
+        len -= (uint64_t)k;
+    }
+    lv_free(buf);
+    return rc;
+}
+
 uint64_t fs3_put_size(const fs3_put *p)
 {
     return p->size;
@@ -1056,17 +1489,32 @@ void fs3_put_abort(fs3_put *p)
 {
     if (!p)
         return;
+    if (p->conditional) {
+        fs3_store *st = p->st;
+        pthread_rwlock_wrlock(&st->lock);
+        if (p->cprev)
+            p->cprev->cnext = p->cnext;
+        else
+            st->cond_puts = p->cnext;
+        if (p->cnext)
+            p->cnext->cprev = p->cprev;
+        pthread_rwlock_unlock(&st->lock);
+    }
     if (p->fd >= 0)
         close(p->fd);
     if (p->tmp_path)
         unlink(p->tmp_path);
+    if (p->md5)
+        EVP_MD_CTX_free(p->md5);
+    fs3_ck_free(&p->ck);
     lv_free(p->tmp_path);
     lv_free(p->mem);
     lv_free(p->key);
     lv_free(p);
 }
 
-/* A new object from an upload (key moved out of p, headers copied); NULL on allocation failure. */
+/* A new object from an upload (key and headers copied: p's key stays, so a delete can still find
+ * a conditional write in flight); NULL on allocation failure. */
 static fs3_object *object_from_put(fs3_put *p, const char *etag, const fs3_kv *headers, size_t n,
                                    int64_t now_ms)
 {
@@ -1078,38 +1526,85 @@ static fs3_object *object_from_put(fs3_put *p, const char *etag, const fs3_kv *h
     o->mtime_ms = now_ms;
     snprintf(o->etag, sizeof o->etag, "%s", etag);
     if (n) {
-        o->headers = lv_calloc(n, sizeof *o->headers);
+        o->headers = kv_dup(headers, n);
         if (!o->headers)
             goto fail;
-        for (size_t i = 0; i < n; i++) {
-            size_t nl = strlen(headers[i].name), vl = strlen(headers[i].value);
-            o->headers[i].name = lv_malloc(nl + 1);
-            o->headers[i].value = lv_malloc(vl + 1);
-            o->n_headers = i + 1;
-            if (!o->headers[i].name || !o->headers[i].value)
-                goto fail;
-            memcpy(o->headers[i].name, headers[i].name, nl + 1);
-            memcpy(o->headers[i].value, headers[i].value, vl + 1);
-        }
+        o->n_headers = n;
     }
-    o->key = p->key;
+    if (!(o->key = lv_malloc(p->key_len + 1)))
+        goto fail;
+    memcpy(o->key, p->key, p->key_len + 1);
     o->key_len = p->key_len;
-    p->key = NULL;
     return o;
 fail:
     object_free(o);
     return NULL;
 }
 
-fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const fs3_kv *headers,
-                              size_t n_headers, const fs3_write_cond *cond, int64_t now_ms,
-                              fs3_object **out, char *err)
+/* Writes an object file's metadata and trailer after size bytes of data already in fd. */
+static int write_meta_trailer(int fd, uint64_t size, const lv_buf *meta)
 {
+    uint8_t tr[TRAILER_SIZE];
+    put_be64(tr, size);
+    put_be32(tr + 8, (uint32_t)meta->len);
+    put_be32(tr + 12, 0);
+    memcpy(tr + 16, TRAILER_MAGIC, 8);
+    return meta->len && write_all(fd, meta->data, meta->len) != 0 ? -1
+                                                                  : write_all(fd, tr, sizeof tr);
+}
+
+/*
+ * Turns p into o's data: memory, the buffer moves to o; disk, the metadata and trailer are
+ * appended, (--fsync) the file is fsynced and closed, ready to be renamed.
+ */
+static fs3_code seal_put(fs3_store *st, fs3_put *p, fs3_object *o, char *err)
+{
+    if (st->memory) {
+        o->data = p->mem;
+        p->mem = NULL;
+        return FS3_OK;
+    }
     fs3_code rc = FS3_OK;
-    char *final = NULL;
-    fs3_object *replaced = NULL;
     lv_buf meta;
     lv_buf_init(&meta);
+    meta_encode(&meta, o);
+    if (meta.oom || meta.len > MAX_META_LEN) {
+        rc = FS3_METADATA_TOO_LARGE;
+        lv_fail(err, LV_EINVAL, "metadata of %zu bytes", meta.len);
+    } else if (write_meta_trailer(p->fd, o->size, &meta) != 0 ||
+               (st->do_fsync && fsync(p->fd) != 0)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "writing %s: %s", p->tmp_path, strerror(errno));
+    } else {
+        int fd = p->fd;
+        p->fd = -1;
+        if (close(fd) != 0) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "closing %s: %s", p->tmp_path, strerror(errno));
+        }
+    }
+    lv_buf_free(&meta);
+    return rc;
+}
+
+static int has_cond(const fs3_write_cond *c)
+{
+    return c && (c->if_match || c->if_none_match);
+}
+
+/*
+ * The commit of an object write (PutObject, CopyObject, CompleteMultipartUpload): see
+ * fs3_store_put_commit. complete_id: the upload this write completes, removed with it.
+ */
+static fs3_code commit_object(fs3_store *st, fs3_put *p, const char *etag, const fs3_kv *headers,
+                              size_t n_headers, const fs3_write_cond *cond, int64_t now_ms,
+                              const char *complete_id, fs3_object **out, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *final = NULL, *udir = NULL, *utmp = NULL;
+    fs3_object *replaced = NULL;
+    upload *gone_upload = NULL;
+    int moved_upload = 0;
     if (out)
         *out = NULL;
     fs3_object *o = object_from_put(p, etag, headers, n_headers, now_ms);
@@ -1118,36 +1613,15 @@ fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const
         lv_fail(err, LV_ENOMEM, "out of memory");
         goto done;
     }
-    if (st->memory) {
-        o->data = p->mem;
-        p->mem = NULL;
-    } else {
-        /* metadata and trailer after the data, then (--fsync) make the whole file durable */
-        meta_encode(&meta, o);
-        uint8_t tr[TRAILER_SIZE];
-        put_be64(tr, o->size);
-        put_be32(tr + 8, (uint32_t)meta.len);
-        put_be32(tr + 12, 0);
-        memcpy(tr + 16, TRAILER_MAGIC, 8);
-        if (meta.oom || meta.len > MAX_META_LEN) {
-            rc = FS3_METADATA_TOO_LARGE;
-            lv_fail(err, LV_EINVAL, "metadata of %zu bytes", meta.len);
-            goto done;
+    if ((rc = seal_put(st, p, o, err)) != FS3_OK)
+        goto done;
+    if (!st->memory) {
+        final = object_path(st, p->bucket, o->key, o->key_len);
+        if (complete_id) {
+            udir = upload_dir(st, p->bucket, complete_id);
+            utmp = temp_path(st, "completed");
         }
-        if (write_all(p->fd, meta.data, meta.len) != 0 || write_all(p->fd, tr, sizeof tr) != 0 ||
-            (st->do_fsync && fsync(p->fd) != 0)) {
-            rc = FS3_INTERNAL_ERROR;
-            lv_fail(err, LV_EIO, "writing %s: %s", p->tmp_path, strerror(errno));
-            goto done;
-        }
-        int fd = p->fd;
-        p->fd = -1;
-        if (close(fd) != 0) {
-            rc = FS3_INTERNAL_ERROR;
-            lv_fail(err, LV_EIO, "closing %s: %s", p->tmp_path, strerror(errno));
-            goto done;
-        }
-        if (!(final = object_path(st, p->bucket, o->key, o->key_len))) {
+        if (!final || (complete_id && (!udir || !utmp))) {
             rc = FS3_INTERNAL_ERROR;
             lv_fail(err, LV_ENOMEM, "out of memory");
             goto done;
@@ -1157,11 +1631,25 @@ fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const
     /* the commit: precondition, rename and index update under one write lock */
     pthread_rwlock_wrlock(&st->lock);
     bucket *b = find_bucket(st, p->bucket, NULL);
-    size_t pos = 0;
+    size_t pos = 0, upos = 0;
     fs3_object *cur = b ? find_object(b, o->key, o->key_len, &pos) : NULL;
+    upload *u = complete_id ? find_upload_of(b, complete_id, o->key, o->key_len, &upos) : NULL;
     if (!b) {
         rc = FS3_NO_SUCH_BUCKET;
         lv_fail(err, LV_ENOTFOUND, "bucket %s was deleted during the upload", p->bucket);
+    } else if (complete_id && !u) {
+        rc = FS3_NO_SUCH_UPLOAD;
+        lv_fail(err, LV_ENOTFOUND, "upload %s was aborted or completed meanwhile", complete_id);
+    } else if (has_cond(cond) && (p->conflicted || (u && u->conflicted))) {
+        rc = FS3_CONDITIONAL_REQUEST_CONFLICT;
+        lv_fail(err, LV_EINVAL, "the key was deleted while this conditional write was under way");
+        if (u) { /* S3 wants a new upload after this: the old one goes */
+            if (!udir || rename(udir, utmp) == 0) {
+                remove_upload_at(b, upos);
+                gone_upload = u;
+                moved_upload = udir != NULL;
+            }
+        }
     } else if (cond && cond->if_none_match && cur) {
         rc = FS3_PRECONDITION_FAILED;
         lv_fail(err, LV_EINVAL, "If-None-Match: the key exists");
@@ -1194,6 +1682,18 @@ fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const
         o = NULL;
         lv_free(p->tmp_path);
         p->tmp_path = NULL; /* renamed: nothing to remove */
+        if (u) {
+            /* a crash before this rename leaves the object and the upload: completing it again
+             * or aborting it are both still possible; the rename moves the parts to tmp/, which
+             * the next start empties if the removal below does not finish */
+            if (udir && rename(udir, utmp) != 0)
+                fprintf(stderr, "fakes3: store: cannot remove completed upload %s: %s\n", udir,
+                        strerror(errno));
+            else
+                moved_upload = udir != NULL;
+            remove_upload_at(b, upos);
+            gone_upload = u;
+        }
     }
     pthread_rwlock_unlock(&st->lock);
     if (rc == FS3_OK && st->do_fsync) {
@@ -1204,11 +1704,20 @@ fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const
             rc = FS3_INTERNAL_ERROR; /* the object is visible, but its durability is unknown */
         }
     }
+    if (moved_upload) {
+        if (st->do_fsync) {
+            *strrchr(udir, '/') = '\0';
+            fsync_path(udir);
+        }
+        rm_rf(utmp);
+    }
 done:
+    upload_free(gone_upload);
     fs3_object_unref(replaced);
     object_free(o);
-    lv_buf_free(&meta);
     lv_free(final);
+    lv_free(udir);
+    lv_free(utmp);
     fs3_put_abort(p);
     if (rc != FS3_OK && out && *out) {
         fs3_object_unref(*out);
@@ -1217,12 +1726,21 @@ done:
     return rc;
 }
 
-fs3_code fs3_store_delete(fs3_store *st, const char *bucket_name, const char *key, size_t key_len,
-                          char *err)
+fs3_code fs3_store_put_commit(fs3_store *st, fs3_put *p, const char *etag, const fs3_kv *headers,
+                              size_t n_headers, const fs3_write_cond *cond, int64_t now_ms,
+                              fs3_object **out, char *err)
+{
+    return commit_object(st, p, etag, headers, n_headers, cond, now_ms, NULL, out, err);
+}
+
+fs3_code fs3_store_delete_if(fs3_store *st, const char *bucket_name, const char *key,
+                             size_t key_len, const char *etag, int *deleted, char *err)
 {
     fs3_code rc = FS3_OK;
     char *final = NULL;
     fs3_object *gone = NULL;
+    if (deleted)
+        *deleted = 0;
     if (!st->memory && !(final = object_path(st, bucket_name, key, key_len))) {
         lv_fail(err, LV_ENOMEM, "out of memory");
         return FS3_INTERNAL_ERROR;
@@ -1234,6 +1752,12 @@ fs3_code fs3_store_delete(fs3_store *st, const char *bucket_name, const char *ke
     if (!b) {
         rc = FS3_NO_SUCH_BUCKET;
         lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+    } else if (etag && !cur) {
+        rc = FS3_NO_SUCH_KEY;
+        lv_fail(err, LV_ENOTFOUND, "no such key");
+    } else if (etag && !fs3_etag_list_matches(etag, cur->etag)) {
+        rc = FS3_PRECONDITION_FAILED;
+        lv_fail(err, LV_EINVAL, "the ETag is \"%s\"", cur->etag);
     } else if (cur) {
         if (final && unlink(final) != 0 && errno != ENOENT) {
             rc = FS3_INTERNAL_ERROR;
@@ -1242,6 +1766,7 @@ fs3_code fs3_store_delete(fs3_store *st, const char *bucket_name, const char *ke
             memmove(b->objs + pos, b->objs + pos + 1, (b->n - pos - 1) * sizeof *b->objs);
             b->n--;
             gone = cur;
+            mark_conflicts(st, b, key, key_len);
         }
     }
     pthread_rwlock_unlock(&st->lock);
@@ -1249,8 +1774,633 @@ fs3_code fs3_store_delete(fs3_store *st, const char *bucket_name, const char *ke
         *strrchr(final, '/') = '\0';
         fsync_path(final);
     }
+    if (gone && deleted)
+        *deleted = 1;
     fs3_object_unref(gone);
     lv_free(final);
+    return rc;
+}
+
+fs3_code fs3_store_delete(fs3_store *st, const char *bucket_name, const char *key, size_t key_len,
+                          char *err)
+{
+    return fs3_store_delete_if(st, bucket_name, key, key_len, NULL, NULL, err);
+}
+
+/* ---- multipart uploads ----------------------------------------------------------------------- */
+
+/* A new upload id: creation time and a sequence (so ids sort in creation order, as S3 lists
+ * uploads of one key), then 128 bits from OpenSSL's CSPRNG, so no id can be guessed. This is the
+ * one place the store draws randomness, and unguessability is the point: no injected seed. */
+static int new_upload_id(fs3_store *st, int64_t now_ms, char out[FS3_UPLOAD_ID_LEN + 1])
+{
+    uint8_t rnd[16];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return -1;
+    unsigned long seq = atomic_fetch_add(&st->seq, 1) & 0xffff;
+    snprintf(out, 17, "%012llx%04lx", (unsigned long long)now_ms & 0xffffffffffffull, seq);
+    lv_hex_encode(rnd, sizeof rnd, out + 16);
+    return 0;
+}
+
+fs3_code fs3_store_create_upload(fs3_store *st, const char *bucket_name, const char *key,
+                                 size_t key_len, const fs3_kv *headers, size_t n_headers,
+                                 int64_t now_ms, char id_out[FS3_UPLOAD_ID_LEN + 1], char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *tdir = NULL, *info = NULL, *updir = NULL, *final = NULL;
+    int fd = -1;
+    lv_buf meta;
+    lv_buf_init(&meta);
+    id_out[0] = '\0';
+    upload *u = lv_calloc(1, sizeof *u);
+    if (!u || !(u->key = lv_malloc(key_len + 1)) || !(u->headers = kv_dup(headers, n_headers))) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(u->key, key, key_len);
+    u->key[key_len] = '\0';
+    u->key_len = key_len;
+    u->n_headers = n_headers;
+    u->initiated_ms = now_ms;
+    if (new_upload_id(st, now_ms, u->id) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "no random bytes for an upload id");
+        goto done;
+    }
+    if (!st->memory) {
+        /* the upload's folder, whole, in tmp/: its info file is an object file without data */
+        fs3_object io = {.key = u->key,
+                         .key_len = key_len,
+                         .mtime_ms = now_ms,
+                         .headers = u->headers,
+                         .n_headers = n_headers};
+        snprintf(io.etag, sizeof io.etag, "upload");
+        meta_encode(&meta, &io);
+        tdir = temp_path(st, "upload");
+        info = tdir ? path_join("%s/upload", tdir) : NULL;
+        updir = path_join("%s/buckets/%s/uploads", st->dir, bucket_name);
+        final = updir ? path_join("%s/%s", updir, u->id) : NULL;
+        if (!tdir || !info || !updir || !final || meta.oom) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (meta.len > MAX_META_LEN) {
+            rc = FS3_METADATA_TOO_LARGE;
+            lv_fail(err, LV_EINVAL, "metadata of %zu bytes", meta.len);
+            goto done;
+        }
+        if (mkdir(tdir, 0755) != 0 ||
+            (fd = open(info, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 ||
+            write_meta_trailer(fd, 0, &meta) != 0 || (st->do_fsync && fsync(fd) != 0) ||
+            (st->do_fsync && fsync_path(tdir) != 0)) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_EIO, "writing upload %s in %s/tmp: %s", u->id, st->dir,
+                    strerror(errno));
+            goto done;
+        }
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+    } else if (!reserve_uploads(b)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+    } else if (updir && mkdir(updir, 0755) != 0 && errno != EEXIST) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "mkdir %s: %s", updir, strerror(errno));
+    } else if (final && rename(tdir, final) != 0) {
+        /* crash before this rename: the upload is only in tmp/, emptied at the next start */
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "rename %s -> %s: %s", tdir, final, strerror(errno));
+    } else {
+        memcpy(id_out, u->id, FS3_UPLOAD_ID_LEN + 1);
+        insert_upload(b, u);
+        u = NULL;
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (rc == FS3_OK && st->do_fsync) {
+        char *bdir = path_join("%s/buckets/%s", st->dir, bucket_name);
+        if (fsync_path(updir) != 0 || !bdir || fsync_path(bdir) != 0) {
+            lv_fail(err, LV_EIO, "fsync %s: %s", updir, strerror(errno));
+            rc = FS3_INTERNAL_ERROR;
+        }
+        lv_free(bdir);
+    }
+done:
+    if (fd >= 0)
+        close(fd);
+    if (rc != FS3_OK && tdir && u) /* not renamed into place */
+        rm_rf(tdir);
+    upload_free(u);
+    lv_buf_free(&meta);
+    lv_free(tdir);
+    lv_free(info);
+    lv_free(updir);
+    lv_free(final);
+    return rc;
+}
+
+fs3_code fs3_store_abort_upload(fs3_store *st, const char *bucket_name, const char *key,
+                                size_t key_len, const char *id, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *dir = NULL, *tdir = NULL;
+    upload *gone = NULL;
+    if (!fs3_upload_id_valid(id)) {
+        lv_fail(err, LV_ENOTFOUND, "no upload %.60s", id);
+        return FS3_NO_SUCH_UPLOAD;
+    }
+    if (!st->memory &&
+        (!(dir = upload_dir(st, bucket_name, id)) || !(tdir = temp_path(st, "aborted")))) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    size_t pos;
+    upload *u = find_upload_of(b, id, key, key_len, &pos);
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+    } else if (!u) {
+        rc = FS3_NO_SUCH_UPLOAD;
+        lv_fail(err, LV_ENOTFOUND, "no upload %s of that key", id);
+    } else if (dir && rename(dir, tdir) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "rename %s -> %s: %s", dir, tdir, strerror(errno));
+    } else {
+        /* crash from here on: the parts are in tmp/, removed at the next start */
+        remove_upload_at(b, pos);
+        gone = u;
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (gone && dir) {
+        if (st->do_fsync) {
+            *strrchr(dir, '/') = '\0';
+            fsync_path(dir);
+        }
+        rm_rf(tdir);
+    }
+done:
+    upload_free(gone);
+    lv_free(dir);
+    lv_free(tdir);
+    return rc;
+}
+
+fs3_code fs3_store_part_begin(fs3_store *st, const char *bucket_name, const char *key,
+                              size_t key_len, const char *id, int number, fs3_put **out, char *err)
+{
+    *out = NULL;
+    if (!fs3_upload_id_valid(id)) {
+        lv_fail(err, LV_ENOTFOUND, "no upload %.60s", id);
+        return FS3_NO_SUCH_UPLOAD;
+    }
+    pthread_rwlock_rdlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    int found = find_upload_of(b, id, key, key_len, NULL) != NULL;
+    pthread_rwlock_unlock(&st->lock);
+    if (!b) {
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+        return FS3_NO_SUCH_BUCKET;
+    }
+    if (!found) {
+        lv_fail(err, LV_ENOTFOUND, "no upload %s of that key", id);
+        return FS3_NO_SUCH_UPLOAD;
+    }
+    char num[16];
+    snprintf(num, sizeof num, "%05d", number);
+    fs3_code rc = put_new(st, bucket_name, num, strlen(num), out, err);
+    if (rc == FS3_OK) {
+        memcpy((*out)->upload_id, id, FS3_UPLOAD_ID_LEN + 1);
+        (*out)->part_number = number;
+    }
+    return rc;
+}
+
+fs3_code fs3_store_part_commit(fs3_store *st, fs3_put *p, const char *etag, const fs3_kv *headers,
+                               size_t n_headers, int64_t now_ms, fs3_object **out, char *err)
+{
+    fs3_code rc = FS3_OK;
+    char *final = NULL;
+    fs3_object *replaced = NULL;
+    if (out)
+        *out = NULL;
+    fs3_object *o = object_from_put(p, etag, headers, n_headers, now_ms);
+    if (!o) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = seal_put(st, p, o, err)) != FS3_OK)
+        goto done;
+    if (!st->memory && !(final = part_path(st, p->bucket, p->upload_id, p->part_number))) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    bucket *b = find_bucket(st, p->bucket, NULL);
+    upload *u = b ? find_upload(b, p->upload_id, NULL) : NULL;
+    if (!u) {
+        rc = FS3_NO_SUCH_UPLOAD;
+        lv_fail(err, LV_ENOTFOUND, "upload %s was aborted or completed meanwhile", p->upload_id);
+    } else if (!reserve_parts(u)) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+    } else if (final && rename(p->tmp_path, final) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EIO, "rename %s -> %s: %s", p->tmp_path, final, strerror(errno));
+    } else {
+        /* crash from here on: the part is the new one, whole */
+        set_part(u, p->part_number, o, &replaced);
+        if (out) {
+            fs3_object_ref(o);
+            *out = o;
+        }
+        o = NULL;
+        lv_free(p->tmp_path);
+        p->tmp_path = NULL;
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (rc == FS3_OK && st->do_fsync) {
+        *strrchr(final, '/') = '\0';
+        if (fsync_path(final) != 0) {
+            lv_fail(err, LV_EIO, "fsync %s: %s", final, strerror(errno));
+            rc = FS3_INTERNAL_ERROR;
+        }
+    }
+done:
+    fs3_object_unref(replaced);
+    object_free(o);
+    lv_free(final);
+    fs3_put_abort(p);
+    if (rc != FS3_OK && out && *out) {
+        fs3_object_unref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static void storage_class_of(const fs3_kv *h, size_t n, char *out, size_t cap)
+{
+    snprintf(out, cap, "STANDARD");
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(h[i].name, "x-amz-storage-class") == 0)
+            snprintf(out, cap, "%s", h[i].value);
+}
+
+fs3_code fs3_store_list_parts(fs3_store *st, const char *bucket_name, const char *key,
+                              size_t key_len, const char *id, int after, size_t max,
+                              fs3_parts_page *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!fs3_upload_id_valid(id)) {
+        lv_fail(err, LV_ENOTFOUND, "no upload %.60s", id);
+        return FS3_NO_SUCH_UPLOAD;
+    }
+    fs3_code rc = FS3_OK;
+    pthread_rwlock_rdlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    upload *u = find_upload_of(b, id, key, key_len, NULL);
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+        goto done;
+    }
+    if (!u) {
+        rc = FS3_NO_SUCH_UPLOAD;
+        lv_fail(err, LV_ENOTFOUND, "no upload %s of that key", id);
+        goto done;
+    }
+    out->initiated_ms = u->initiated_ms;
+    storage_class_of(u->headers, u->n_headers, out->storage_class, sizeof out->storage_class);
+    size_t i;
+    find_part(u, after + 1, &i);
+    size_t n = u->n_parts - i < max ? u->n_parts - i : max;
+    out->truncated = i + n < u->n_parts;
+    out->parts = lv_calloc(n ? n : 1, sizeof *out->parts);
+    if (!out->parts) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const part *pt = &u->parts[i + k];
+        fs3_part_entry *e = &out->parts[k];
+        e->number = pt->number;
+        e->size = pt->obj->size;
+        e->mtime_ms = pt->obj->mtime_ms;
+        memcpy(e->etag, pt->obj->etag, sizeof e->etag);
+        for (size_t h = 0; h < pt->obj->n_headers; h++) {
+            const fs3_kv *kv = &pt->obj->headers[h];
+            if (fs3_ck_from_header(kv->name) != FS3_CK_NONE &&
+                strlen(kv->value) < sizeof e->ck_value) {
+                snprintf(e->ck_header, sizeof e->ck_header, "%s", kv->name);
+                snprintf(e->ck_value, sizeof e->ck_value, "%s", kv->value);
+            }
+        }
+    }
+    out->n = n;
+done:
+    pthread_rwlock_unlock(&st->lock);
+    return rc;
+}
+
+void fs3_parts_page_free(fs3_parts_page *pg)
+{
+    lv_free(pg->parts);
+    memset(pg, 0, sizeof *pg);
+}
+
+static int upload_sort_cmp(const void *a, const void *b)
+{
+    const upload *x = *(upload *const *)a, *y = *(upload *const *)b;
+    int c = keycmp(x->key, x->key_len, y->key, y->key_len);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+static long find_delim(const char *s, size_t n, size_t from, const char *d, size_t dn);
+static int has_prefix(const char *s, size_t n, const char *p, size_t pn);
+
+fs3_code fs3_store_list_uploads(fs3_store *st, const char *bucket_name, const fs3_uploads_params *p,
+                                fs3_uploads_page *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    fs3_code rc = FS3_OK;
+    upload **v = NULL;
+    size_t nv = 0, cap = 0;
+    size_t dn = p->delimiter ? p->delimiter_len : 0;
+    pthread_rwlock_rdlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+        goto done;
+    }
+    v = lv_calloc(b->nu ? b->nu : 1, sizeof *v);
+    if (!v)
+        goto nomem;
+    for (size_t i = 0; i < b->nu; i++)
+        if (has_prefix(b->uploads[i]->key, b->uploads[i]->key_len, p->prefix, p->prefix_len))
+            v[nv++] = b->uploads[i];
+    qsort(v, nv, sizeof *v, upload_sort_cmp);
+    /* a key marker that is a common prefix given out earlier: skip everything under it */
+    int marker_is_prefix = p->key_marker_len && dn && p->key_marker_len >= dn &&
+                           memcmp(p->key_marker + p->key_marker_len - dn, p->delimiter, dn) == 0;
+    const char *cp = NULL;
+    size_t cp_len = 0;
+    for (size_t i = 0; i < nv; i++) {
+        const upload *u = v[i];
+        if (p->key_marker_len) {
+            int c = keycmp(u->key, u->key_len, p->key_marker, p->key_marker_len);
+            if (c < 0)
+                continue;
+            if (c == 0 && !(p->id_marker && *p->id_marker && strcmp(u->id, p->id_marker) > 0))
+                continue;
+            if (marker_is_prefix &&
+                has_prefix(u->key, u->key_len, p->key_marker, p->key_marker_len))
+                continue;
+        }
+        long d = find_delim(u->key, u->key_len, p->prefix_len, p->delimiter, dn);
+        size_t plen = d >= 0 ? (size_t)d + dn : 0;
+        if (d >= 0 && cp && plen == cp_len && memcmp(u->key, cp, cp_len) == 0)
+            continue; /* rolled up into the prefix just given */
+        if (out->n == p->max) {
+            out->truncated = p->max > 0;
+            break;
+        }
+        if (out->n == cap) {
+            size_t c = cap ? cap * 2 : 32;
+            fs3_upload_entry *e = lv_realloc(out->entries, c * sizeof *e);
+            if (!e)
+                goto nomem;
+            out->entries = e;
+            cap = c;
+        }
+        fs3_upload_entry *e = &out->entries[out->n];
+        memset(e, 0, sizeof *e);
+        size_t klen = d >= 0 ? plen : u->key_len;
+        if (!(e->key = lv_malloc(klen + 1)))
+            goto nomem;
+        memcpy(e->key, u->key, klen);
+        e->key[klen] = '\0';
+        e->key_len = klen;
+        out->n++;
+        if (d >= 0) {
+            e->is_prefix = 1;
+            cp = e->key;
+            cp_len = klen;
+        } else {
+            memcpy(e->id, u->id, sizeof e->id);
+            e->initiated_ms = u->initiated_ms;
+            storage_class_of(u->headers, u->n_headers, e->storage_class, sizeof e->storage_class);
+        }
+    }
+    goto done;
+nomem:
+    rc = FS3_INTERNAL_ERROR;
+    lv_fail(err, LV_ENOMEM, "listing uploads: out of memory");
+done:
+    pthread_rwlock_unlock(&st->lock);
+    lv_free(v);
+    if (rc != FS3_OK)
+        fs3_uploads_page_free(out);
+    return rc;
+}
+
+void fs3_uploads_page_free(fs3_uploads_page *pg)
+{
+    for (size_t i = 0; i < pg->n; i++)
+        lv_free(pg->entries[i].key);
+    lv_free(pg->entries);
+    memset(pg, 0, sizeof *pg);
+}
+
+int fs3_multipart_etag(const char *const *part_md5s, size_t n, char *out)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int rc = -1;
+    out[0] = '\0';
+    if (!m || !EVP_DigestInit_ex(m, EVP_md5(), NULL))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t bin[16];
+        if (strlen(part_md5s[i]) != 32 || lv_hex_decode(part_md5s[i], bin, 16) != 0)
+            goto done;
+        EVP_DigestUpdate(m, bin, 16);
+    }
+    if (!EVP_DigestFinal_ex(m, md, &mdlen))
+        goto done;
+    lv_hex_encode(md, 16, out);
+    snprintf(out + 32, FS3_ETAG_MAX - 32, "-%zu", n);
+    rc = 0;
+done:
+    EVP_MD_CTX_free(m);
+    return rc;
+}
+
+/* Opens part file path and checks it is still the version the index had (etag and size): a part
+ * replaced between the check and the open would otherwise slip in. -1 if the file is gone (the
+ * upload was aborted or completed meanwhile), -2 if it is another version. */
+static int open_part_checked(const char *path, const fs3_object *want)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    uint8_t tr[TRAILER_SIZE];
+    char *meta = NULL;
+    fs3_object o;
+    memset(&o, 0, sizeof o);
+    int ok = 0;
+    if (fstat(fd, &sb) == 0 && sb.st_size >= TRAILER_SIZE &&
+        read_all_at(fd, tr, TRAILER_SIZE, sb.st_size - TRAILER_SIZE) == 0 &&
+        memcmp(tr + 16, TRAILER_MAGIC, 8) == 0 && get_be64(tr) == want->size) {
+        uint32_t ml = get_be32(tr + 8);
+        if (ml <= MAX_META_LEN && (meta = lv_malloc(ml + 1)) != NULL &&
+            read_all_at(fd, meta, ml, (off_t)want->size) == 0 && meta_decode(meta, ml, &o) == 0)
+            ok = strcmp(o.etag, want->etag) == 0;
+    }
+    lv_free(meta);
+    lv_free(o.key);
+    kv_free(o.headers, o.n_headers);
+    if (!ok) {
+        close(fd);
+        return -2;
+    }
+    return fd;
+}
+
+fs3_code fs3_store_complete_upload(fs3_store *st, const char *bucket_name, const char *key,
+                                   size_t key_len, const char *id, const fs3_part_ref *parts,
+                                   size_t n, const fs3_write_cond *cond, int64_t now_ms,
+                                   fs3_object **out, fs3_complete_fail *fail, char *err)
+{
+    fs3_code rc = FS3_OK;
+    fs3_object **objs = NULL;
+    const char **md5s = NULL;
+    fs3_kv *headers = NULL;
+    size_t n_headers = 0;
+    fs3_put *p = NULL;
+    char *path = NULL;
+    if (out)
+        *out = NULL;
+    memset(fail, 0, sizeof *fail);
+    if (!fs3_upload_id_valid(id)) {
+        lv_fail(err, LV_ENOTFOUND, "no upload %.60s", id);
+        return FS3_NO_SUCH_UPLOAD;
+    }
+    objs = lv_calloc(n ? n : 1, sizeof *objs);
+    md5s = lv_calloc(n ? n : 1, sizeof *md5s);
+    if (!objs || !md5s) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* the list against the upload as it is now; the parts are held by reference */
+    pthread_rwlock_rdlock(&st->lock);
+    bucket *b = find_bucket(st, bucket_name, NULL);
+    upload *u = find_upload_of(b, id, key, key_len, NULL);
+    if (!b) {
+        rc = FS3_NO_SUCH_BUCKET;
+        lv_fail(err, LV_ENOTFOUND, "no bucket %s", bucket_name);
+    } else if (!u) {
+        rc = FS3_NO_SUCH_UPLOAD;
+        lv_fail(err, LV_ENOTFOUND, "no upload %s of that key", id);
+    }
+    for (size_t i = 0; rc == FS3_OK && i < n; i++) {
+        if (i > 0 && parts[i].number <= parts[i - 1].number) {
+            rc = FS3_INVALID_PART_ORDER;
+            fail->index = i;
+            lv_fail(err, LV_EINVAL, "part %ld follows part %ld", parts[i].number,
+                    parts[i - 1].number);
+        }
+    }
+    for (size_t i = 0; rc == FS3_OK && i < n; i++) {
+        long num = parts[i].number;
+        part *pt = num >= 1 && num <= FS3_MAX_PART_NUMBER ? find_part(u, (int)num, NULL) : NULL;
+        if (!pt || strcmp(pt->obj->etag, parts[i].etag) != 0) {
+            rc = FS3_INVALID_PART;
+            fail->index = i;
+            lv_fail(err, LV_EINVAL, "part %ld %s", num, pt ? "has another ETag" : "is missing");
+            break;
+        }
+        objs[i] = pt->obj;
+        fs3_object_ref(pt->obj);
+        md5s[i] = pt->obj->etag;
+    }
+    for (size_t i = 0; rc == FS3_OK && i + 1 < n; i++) {
+        if (objs[i]->size < FS3_MIN_PART_SIZE) {
+            rc = FS3_ENTITY_TOO_SMALL;
+            fail->index = i;
+            fail->size = objs[i]->size;
+            lv_fail(err, LV_EINVAL, "part %ld is %llu bytes, under %u", parts[i].number,
+                    (unsigned long long)objs[i]->size, FS3_MIN_PART_SIZE);
+        }
+    }
+    if (rc == FS3_OK) {
+        n_headers = u->n_headers;
+        if (!(headers = kv_dup(u->headers, n_headers))) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_ENOMEM, "out of memory");
+        }
+    }
+    pthread_rwlock_unlock(&st->lock);
+    if (rc != FS3_OK)
+        goto done;
+
+    char etag[FS3_ETAG_MAX];
+    if (fs3_multipart_etag(md5s, n, etag) != 0) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_EINVAL, "a part's ETag is not an MD5");
+        goto done;
+    }
+    /* assemble: part after part into an upload of the key, streamed (copy_file_range on disk) */
+    if ((rc = put_new(st, bucket_name, key, key_len, &p, err)) != FS3_OK)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        fs3_body src = {.fd = -1, .data = objs[i]->data, .size = objs[i]->size};
+        if (!st->memory) {
+            lv_free(path);
+            if (!(path = part_path(st, bucket_name, id, (int)parts[i].number))) {
+                rc = FS3_INTERNAL_ERROR;
+                lv_fail(err, LV_ENOMEM, "out of memory");
+                goto done;
+            }
+            if ((src.fd = open_part_checked(path, objs[i])) < 0) {
+                /* replaced or aborted since the check: the list no longer names this part */
+                rc = src.fd == -1 ? FS3_NO_SUCH_UPLOAD : FS3_INVALID_PART;
+                fail->index = i;
+                lv_fail(err, LV_EIO, "part %ld changed during the completion", parts[i].number);
+                goto done;
+            }
+        }
+        rc = fs3_put_copy(p, &src, 0, objs[i]->size, err);
+        if (src.fd >= 0)
+            close(src.fd);
+        if (rc != FS3_OK)
+            goto done;
+    }
+    fs3_put *pp = p;
+    p = NULL;
+    rc = commit_object(st, pp, etag, headers, n_headers, cond, now_ms, id, out, err);
+done:
+    fs3_put_abort(p);
+    for (size_t i = 0; objs && i < n; i++)
+        fs3_object_unref(objs[i]);
+    lv_free(objs);
+    lv_free(md5s);
+    kv_free(headers, n_headers);
+    lv_free(path);
     return rc;
 }
 
@@ -1265,6 +2415,7 @@ fs3_code fs3_store_get(fs3_store *st, const char *bucket_name, const char *key, 
     if (body) {
         body->fd = -1;
         body->data = NULL;
+        body->size = 0;
         if (!st->memory && !(final = object_path(st, bucket_name, key, key_len))) {
             lv_fail(err, LV_ENOMEM, "out of memory");
             return FS3_INTERNAL_ERROR;
@@ -1293,6 +2444,8 @@ fs3_code fs3_store_get(fs3_store *st, const char *bucket_name, const char *key, 
         if (rc == FS3_OK) {
             fs3_object_ref(o);
             *obj = o;
+            if (body)
+                body->size = o->size;
         }
     }
     pthread_rwlock_unlock(&st->lock);

@@ -2,7 +2,9 @@
 #include "xml.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <expat.h>
 
@@ -222,4 +224,182 @@ const fs3_xml_node *fs3_xml_child(const fs3_xml_node *node, const char *name)
         if (strcmp(c->name, name) == 0)
             return c;
     return NULL;
+}
+
+/* ---- structured bodies ----------------------------------------------------------------------- */
+
+/* text without leading and trailing XML white space, as [*p, *p + *n) */
+static void trimmed(const fs3_xml_node *x, const char **p, size_t *n)
+{
+    const char *s = x->text, *e = x->text + x->text_len;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        e--;
+    *p = s;
+    *n = (size_t)(e - s);
+}
+
+/* An ETag as clients write it ("\"abc\"", "abc", "&quot;abc&quot;"): trimmed, quotes removed. */
+static void etag_text(const fs3_xml_node *x, const char **p, size_t *n)
+{
+    trimmed(x, p, n);
+    if (*n >= 2 && (*p)[0] == '"' && (*p)[*n - 1] == '"') {
+        (*p)++;
+        *n -= 2;
+    }
+}
+
+static fs3_code malformed(char *err, const char *why)
+{
+    lv_fail(err, LV_EINVAL, "%s", why);
+    return FS3_MALFORMED_XML;
+}
+
+fs3_code fs3_xml_parse_delete(const char *data, size_t n, fs3_delete_list *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    fs3_xml_node *root = NULL;
+    fs3_code rc = fs3_xml_parse(data, n, &root, err);
+    if (rc != FS3_OK)
+        return rc;
+    size_t count = 0;
+    if (strcmp(root->name, "Delete") != 0) {
+        rc = malformed(err, "the root element is not Delete");
+        goto done;
+    }
+    for (const fs3_xml_node *c = root->child; c; c = c->next)
+        count += strcmp(c->name, "Object") == 0;
+    if (count == 0 || count > FS3_MAX_DELETE_KEYS) {
+        rc = malformed(err, count ? "more than 1000 objects to delete" : "no Object to delete");
+        goto done;
+    }
+    out->items = lv_calloc(count, sizeof *out->items);
+    if (!out->items) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (const fs3_xml_node *c = root->child; c; c = c->next) {
+        if (strcmp(c->name, "Quiet") == 0) {
+            const char *t;
+            size_t tn;
+            trimmed(c, &t, &tn);
+            if (tn == 4 && strncasecmp(t, "true", 4) == 0)
+                out->quiet = 1;
+            else if (!(tn == 5 && strncasecmp(t, "false", 5) == 0)) {
+                rc = malformed(err, "Quiet is neither true nor false");
+                goto done;
+            }
+            continue;
+        }
+        if (strcmp(c->name, "Object") != 0)
+            continue;
+        const fs3_xml_node *k = fs3_xml_child(c, "Key");
+        const fs3_xml_node *e = fs3_xml_child(c, "ETag");
+        if (!k || k->text_len == 0) {
+            rc = malformed(err, "an Object without a Key");
+            goto done;
+        }
+        fs3_delete_item *it = &out->items[out->n++];
+        it->key = lv_malloc(k->text_len + 1);
+        if (it->key) {
+            memcpy(it->key, k->text, k->text_len + 1);
+            it->key_len = k->text_len;
+        }
+        if (e) {
+            const char *t;
+            size_t tn;
+            etag_text(e, &t, &tn);
+            if ((it->etag = lv_malloc(tn + 1)) != NULL) {
+                memcpy(it->etag, t, tn);
+                it->etag[tn] = '\0';
+            }
+        }
+        if (!it->key || (e && !it->etag)) {
+            rc = FS3_INTERNAL_ERROR;
+            lv_fail(err, LV_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+done:
+    fs3_xml_free(root);
+    if (rc != FS3_OK)
+        fs3_delete_list_free(out);
+    return rc;
+}
+
+void fs3_delete_list_free(fs3_delete_list *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        lv_free(d->items[i].key);
+        lv_free(d->items[i].etag);
+    }
+    lv_free(d->items);
+    memset(d, 0, sizeof *d);
+}
+
+fs3_code fs3_xml_parse_complete(const char *data, size_t n, fs3_complete_list *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    fs3_xml_node *root = NULL;
+    fs3_code rc = fs3_xml_parse(data, n, &root, err);
+    if (rc != FS3_OK)
+        return rc;
+    size_t count = 0;
+    if (strcmp(root->name, "CompleteMultipartUpload") != 0) {
+        rc = malformed(err, "the root element is not CompleteMultipartUpload");
+        goto done;
+    }
+    for (const fs3_xml_node *c = root->child; c; c = c->next)
+        count += strcmp(c->name, "Part") == 0;
+    if (count == 0 || count > FS3_MAX_PARTS) {
+        rc = malformed(err, count ? "more than 10000 parts" : "no Part");
+        goto done;
+    }
+    out->parts = lv_calloc(count, sizeof *out->parts);
+    if (!out->parts) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (const fs3_xml_node *c = root->child; c; c = c->next) {
+        if (strcmp(c->name, "Part") != 0)
+            continue;
+        const fs3_xml_node *pn = fs3_xml_child(c, "PartNumber");
+        const fs3_xml_node *e = fs3_xml_child(c, "ETag");
+        const char *t;
+        size_t tn;
+        if (!pn || !e) {
+            rc = malformed(err, "a Part without PartNumber or ETag");
+            goto done;
+        }
+        trimmed(pn, &t, &tn);
+        long v = 0;
+        size_t i = 0;
+        for (; i < tn && t[i] >= '0' && t[i] <= '9' && v <= 100000000; i++)
+            v = v * 10 + (t[i] - '0');
+        if (tn == 0 || i != tn) {
+            rc = malformed(err, "a PartNumber that is not a number");
+            goto done;
+        }
+        fs3_complete_part *p = &out->parts[out->n++];
+        p->number = v;
+        etag_text(e, &t, &tn);
+        if (tn < sizeof p->etag) {
+            memcpy(p->etag, t, tn);
+            p->etag[tn] = '\0';
+        }
+    }
+done:
+    fs3_xml_free(root);
+    if (rc != FS3_OK)
+        fs3_complete_list_free(out);
+    return rc;
+}
+
+void fs3_complete_list_free(fs3_complete_list *c)
+{
+    lv_free(c->parts);
+    memset(c, 0, sizeof *c);
 }

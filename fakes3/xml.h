@@ -1,7 +1,8 @@
 /*
  * xml: S3's XML both ways. Out: escaping, elements and the S3 error document (Code, Message,
- * Resource, RequestId, plus the fields some codes carry). In: request bodies (bucket configuration
- * now; DeleteObjects and CompleteMultipartUpload next) parsed by expat into a small tree.
+ * Resource, RequestId, plus the fields some codes carry). In: request bodies (CreateBucket's
+ * configuration, DeleteObjects' Delete, CompleteMultipartUpload's part list) parsed by expat into
+ * a small tree, and the two structured bodies read out of it.
  *
  * The parser refuses a DOCTYPE (so no entity can expand), limits depth and node count, and keeps
  * element local names (namespaces are dropped: S3 bodies use one default namespace, or none).
@@ -12,9 +13,11 @@
 #define FS3_XML_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "s3err.h"
+#include "store.h"
 
 #define FS3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -61,5 +64,53 @@ fs3_code fs3_xml_parse(const char *data, size_t n, fs3_xml_node **root, char *er
 void fs3_xml_free(fs3_xml_node *root);
 /* The first child of node named name, or NULL. */
 const fs3_xml_node *fs3_xml_child(const fs3_xml_node *node, const char *name);
+
+/* ---- DeleteObjects: <Delete><Quiet/>?<Object><Key/><ETag/>?</Object>...</Delete> ------------- */
+
+#define FS3_MAX_DELETE_KEYS 1000
+
+typedef struct fs3_delete_item {
+    char *key; /* any bytes XML can carry; not trimmed */
+    size_t key_len;
+    char *etag; /* the optional <ETag> (a conditional delete), quotes removed; NULL if absent */
+} fs3_delete_item;
+
+typedef struct fs3_delete_list {
+    fs3_delete_item *items; /* in document order */
+    size_t n;
+    int quiet; /* <Quiet>true</Quiet>: answer only the errors */
+} fs3_delete_list;
+
+/*
+ * Reads a Delete body. FS3_MALFORMED_XML for anything S3 refuses as such: not well-formed, another
+ * root, no <Object>, more than FS3_MAX_DELETE_KEYS, an <Object> without <Key> or with an empty one,
+ * a <Quiet> other than true/false. On success *out is the caller's (fs3_delete_list_free); on
+ * failure it is empty.
+ */
+fs3_code fs3_xml_parse_delete(const char *data, size_t n, fs3_delete_list *out, char *err);
+void fs3_delete_list_free(fs3_delete_list *d);
+
+/* ---- CompleteMultipartUpload: <CompleteMultipartUpload><Part><PartNumber/><ETag/>... ----------
+ */
+
+#define FS3_MAX_PARTS 10000
+
+typedef struct fs3_complete_part {
+    long number;             /* as written (range checked by the caller) */
+    char etag[FS3_ETAG_MAX]; /* quotes removed; "" when absent or too long to be one */
+} fs3_complete_part;
+
+typedef struct fs3_complete_list {
+    fs3_complete_part *parts; /* in document order */
+    size_t n;
+} fs3_complete_list;
+
+/*
+ * Reads a CompleteMultipartUpload body. FS3_MALFORMED_XML when not well-formed, another root, no
+ * <Part>, more than FS3_MAX_PARTS, a <Part> without a decimal <PartNumber> or without <ETag>. Order
+ * and existence are the caller's to check. *out as for fs3_xml_parse_delete.
+ */
+fs3_code fs3_xml_parse_complete(const char *data, size_t n, fs3_complete_list *out, char *err);
+void fs3_complete_list_free(fs3_complete_list *c);
 
 #endif

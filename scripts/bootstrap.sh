@@ -15,10 +15,21 @@ packages=(
   libexpat1-dev              # fakes3: request XML bodies (pkg-config expat)
   curl python3-boto3         # fakes3 tests: curl --aws-sigv4 and the AWS SDK for Python
   python3                    # test helpers
+  awscli s3cmd rclone        # fakes3 compatibility suite: real S3 clients (tests/cli/test_fakes3_compat_*)
+  nodejs npm                 # the AWS SDK for JavaScript (compat suite) and s3rver (bench_fakes3), from npm
 )
+
+# Satisfied by the command in /usr/bin as well as by the Debian package: a Node.js installed another
+# way (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package) is used
+# as it is. (The tests run clients with PATH=/usr/bin:/bin.)
+declare -A by_command=([nodejs]=node [npm]=npm)
 
 missing=()
 for p in "${packages[@]}"; do
+  if [ -n "${by_command[$p]:-}" ] &&
+    env PATH=/usr/bin:/bin sh -c 'command -v "$1"' _ "${by_command[$p]}" >/dev/null; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

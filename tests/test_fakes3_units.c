@@ -10,6 +10,7 @@
  * The tests link only lib/ (CTest builds every tests/test_*.c the same way), so the fakes3
  * sources under test are compiled into this file. Single-threaded.
  */
+#include "../fakes3/checksum.c"
 #include "../fakes3/chunked.c"
 #include "../fakes3/httpsem.c"
 #include "../fakes3/router.c"

@@ -296,8 +296,16 @@ raw 400 -H "Authorization: AWS4-HMAC-SHA256 Credential=garbage" "$U/photos/docs/
 error_is AuthorizationHeaderMalformed
 req 405 -X PATCH "$U/photos/docs/hello.txt"
 error_is MethodNotAllowed
-req 501 -X POST "$U/photos/docs/hello.txt?uploads="
+req 501 "$U/photos/docs/hello.txt?acl="
 error_is NotImplemented
+# GetObjectTagging: fakes3 keeps no tags; an object has an empty set, a missing one is NoSuchKey
+req 200 "$U/photos/docs/hello.txt?tagging="
+case "$BODY" in
+*"<Tagging xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><TagSet></TagSet></Tagging>"*) ;;
+*) fail "GetObjectTagging: want an empty TagSet" "$BODY" ;;
+esac
+req 404 "$U/photos/no-such-key?tagging="
+error_is NoSuchKey
 pass "NoSuchKey, NoSuchBucket, SignatureDoesNotMatch, InvalidAccessKeyId, region, unsigned, SigV2"
 
 # ---- presigned URLs ---------------------------------------------------------------------------

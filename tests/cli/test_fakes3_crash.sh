@@ -79,6 +79,64 @@ req 200 -T "$TMP/new.bin" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -H "x-amz-
 { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
 start last --data-dir "$DATA"
 [ "$(check acked new)" = new ] || fail "the acknowledged object is gone"
-stop "$PID"
 pass "an acknowledged upload is there after kill -9 and restart"
+pid=$PID
+
+# ---- kill -9 during CompleteMultipartUpload ----------------------------------------------------
+for i in 1 2 3 4 5 6 7 8; do head -c $((5 * 1048576)) /dev/urandom >"$TMP/part$i"; done
+cat "$TMP"/part{1,2,3,4,5,6,7,8} >"$TMP/mp.bin"
+MP=$(md5sum "$TMP/mp.bin" | cut -d' ' -f1)
+for i in 1 2 3 4 5 6 7 8; do openssl dgst -md5 -binary "$TMP/part$i"; done >"$TMP/md5s"
+MPETAG="$(md5sum "$TMP/md5s" | cut -d' ' -f1)-8"
+complete_body() {
+    printf '<CompleteMultipartUpload>'
+    for i in 1 2 3 4 5 6 7 8; do
+        printf '<Part><PartNumber>%d</PartNumber><ETag>"%s"</ETag></Part>' "$i"             "$(md5sum "$TMP/part$i" | cut -d' ' -f1)"
+    done
+    printf '</CompleteMultipartUpload>'
+}
+complete_body >"$TMP/complete.xml"
+mp_delays=(0 0.005 0.01 0.02 0.04 0.08)
+for round in 0 1 2 3 4 5; do
+    key="mp$round"
+    req 200 -X POST -H "x-amz-meta-v: mp" "$URL/crash/$key?uploads="
+    id=$(sed -n 's:.*<UploadId>\(.*\)</UploadId>.*:\1:p' "$TMP/body")
+    for i in 1 2 3 4 5 6 7 8; do
+        req 200 -T "$TMP/part$i" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+            "$URL/crash/$key?partNumber=$i&uploadId=$id"
+    done
+    curl -sS --aws-sigv4 "aws:amz:$REGION:s3" --user "$KEY:$SECRET" -X POST \
+        --data-binary @"$TMP/complete.xml" -o /dev/null "$URL/crash/$key?uploadId=$id" 2>/dev/null &
+    c1=$!
+    sleep "${mp_delays[$round]}"
+    { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
+    wait "$c1" 2>/dev/null || true
+    start "m$round" --data-dir "$DATA"
+    pid=$PID
+    ls "$DATA/tmp" | grep -q . && fail "temp files survived the restart: $(ls "$DATA/tmp")"
+    status=$(curl -sS --aws-sigv4 "aws:amz:$REGION:s3" --user "$KEY:$SECRET" \
+        -D "$TMP/headers" -o "$TMP/got" -w '%{http_code}' "$URL/crash/$key")
+    if [ "$status" = 200 ]; then
+        [ "$(md5sum "$TMP/got" | cut -d' ' -f1)" = "$MP" ] ||
+            fail "$key: $(stat -c %s "$TMP/got") bytes that are not the whole upload"
+        header_is ETag "\"$MPETAG\""
+        header_is x-amz-meta-v mp
+        got=whole
+        # killed between the object's rename and the upload's removal: the upload may remain
+        curl -sS --aws-sigv4 "aws:amz:$REGION:s3" --user "$KEY:$SECRET" -X DELETE -o /dev/null \
+            "$URL/crash/$key?uploadId=$id"
+    elif [ "$status" = 404 ]; then
+        got=absent
+        req 200 "$URL/crash/$key?uploadId=$id"
+        [ "$(grep -o '<Part>' "$TMP/body" | wc -l)" -eq 8 ] || fail "$key: the upload lost parts" "$BODY"
+        req 200 -X POST --data-binary @"$TMP/complete.xml" "$URL/crash/$key?uploadId=$id"
+        body_has "<ETag>&quot;$MPETAG&quot;</ETag>"
+        req 200 "$URL/crash/$key"
+        [ "$(md5sum <"$TMP/body" | cut -d' ' -f1)" = "$MP" ] || fail "$key: completed again, other bytes"
+    else
+        fail "$key: HTTP $status"
+    fi
+    pass "kill -9 ${mp_delays[$round]} s into a 40 MiB CompleteMultipartUpload: object $got"
+done
+stop "$pid"
 echo "$passed passed, 0 failed"

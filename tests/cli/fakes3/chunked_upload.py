@@ -8,7 +8,8 @@ usage: chunked_upload.py MODE URL ACCESS_KEY SECRET_KEY REGION SIZE CHUNK
          signed-badchunk   the same with the second chunk's signature wrong
          signed-short      the same, the body cut after the first chunk
          unsigned-trailer  STREAMING-UNSIGNED-PAYLOAD-TRAILER with an x-amz-checksum-crc32 trailer
-  URL    http://host:port/bucket/key
+         unsigned-badcrc   the same with a trailer checksum that does not match the data
+  URL    http://host:port/bucket/key, optionally with a query (?partNumber=1&uploadId=...: a part)
   SIZE   object bytes (deterministic content: byte i is i % 251)
   CHUNK  bytes per chunk (the last one may be shorter)
 """
@@ -46,6 +47,8 @@ def main():
     signed = mode.startswith("signed")
     payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" if signed else "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
     crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    if mode == "unsigned-badcrc":
+        crc = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
 
     def frame(seed):
         out, prev = [], seed
@@ -83,7 +86,10 @@ def main():
         headers["x-amz-trailer"] = "x-amz-checksum-crc32"
     signed_headers = ";".join(sorted(headers))
     path = urllib.parse.quote(urllib.parse.unquote(u.path), safe="/-_.~")
-    canonical = "\n".join(["PUT", path, ""] + [f"{h}:{headers[h]}" for h in sorted(headers)]
+    query = "&".join(sorted(
+        urllib.parse.quote(k, safe="-_.~") + "=" + urllib.parse.quote(v, safe="-_.~")
+        for k, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True)))
+    canonical = "\n".join(["PUT", path, query] + [f"{h}:{headers[h]}" for h in sorted(headers)]
                           + ["", signed_headers, payload])
     sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                      hashlib.sha256(canonical.encode()).hexdigest()])
@@ -96,7 +102,8 @@ def main():
                                 f"SignedHeaders={signed_headers}, Signature={seed}")
 
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-    conn.putrequest("PUT", u.path, skip_host=True, skip_accept_encoding=True)
+    conn.putrequest("PUT", u.path + ("?" + u.query if u.query else ""), skip_host=True,
+                    skip_accept_encoding=True)
     for h, v in headers.items():
         conn.putheader(h, v)
     conn.endheaders()
