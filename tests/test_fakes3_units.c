@@ -192,7 +192,9 @@ START_TEST(test_routes)
         {"POST", "/b1b/k", "uploadId=x", NULL, FS3_OP_COMPLETE_MULTIPART_UPLOAD, "b1b", "k"},
         {"DELETE", "/b1b/k", "uploadId=x", NULL, FS3_OP_ABORT_MULTIPART_UPLOAD, "b1b", "k"},
         {"GET", "/b1b/k", "uploadId=x", NULL, FS3_OP_LIST_PARTS, "b1b", "k"},
-        {"GET", "/b1b/k", "tagging", NULL, FS3_OP_OBJECT_SUBRESOURCE, "b1b", "k"},
+        {"GET", "/b1b/k", "tagging", NULL, FS3_OP_GET_OBJECT_TAGGING, "b1b", "k"},
+        {"GET", "/b1b/k", "acl", NULL, FS3_OP_OBJECT_SUBRESOURCE, "b1b", "k"},
+        {"PUT", "/b1b/k", "tagging", NULL, FS3_OP_OBJECT_SUBRESOURCE, "b1b", "k"},
         {"GET", "/b1b/k", "response-content-type=a", NULL, FS3_OP_GET_OBJECT, "b1b", "k"},
         /* virtual-host style */
         {"GET", "/", "list-type=2", "photos.localhost:9000", FS3_OP_LIST_OBJECTS_V2, "photos",
