@@ -104,9 +104,12 @@ int fs3_ops_parse_u64(const char *s, uint64_t *out)
         return -1;
     uint64_t v = 0;
     for (; *s; s++) {
-        if (!isdigit((unsigned char)*s) || v > (UINT64_MAX - 9) / 10)
+        if (!isdigit((unsigned char)*s))
             return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
+        uint64_t d = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) /* v * 10 + d would overflow */
+            return -1;
+        v = v * 10 + d;
     }
     *out = v;
     return 0;

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # test_fakes3_hostile: build/fakes3 against hostile input, byte for byte over raw sockets
 # (tests/cli/hostile/rawhttp.py) where curl would not send it: malformed request lines and headers,
-# conflicting and absurd lengths, request smuggling shapes, absurd ranges, bad XML bodies, keys
-# that try to escape the data directory, header injection through response-* parameters, malformed
-# signatures, and slowloris clients. Every case checks the status and, where fakes3 answers at the
-# HTTP level, the S3 error <Code> ("html" marks libmicrohttpd's own error page, for the inputs it
-# rejects before fakes3 sees them; see check_framing in fakes3/server.c). After all of them the
-# server must still answer its health check and stop cleanly, the data directory must hold only
-# the store's own layout, and nothing may have appeared outside it.
+# conflicting and absurd lengths, request smuggling shapes, absurd ranges, bad XML bodies
+# (CreateBucket, DeleteObjects, CompleteMultipartUpload), keys that try to escape the data
+# directory, header injection through response-* parameters, malformed signatures, and slowloris
+# clients. Every case checks the status and, where fakes3 answers at the HTTP level, the S3 error
+# <Code> ("html" marks libmicrohttpd's own error page, for the inputs it rejects before fakes3
+# sees them; see check_framing in fakes3/server.c). After all of them the server must still
+# answer its health check and stop cleanly, the data directory must hold only the store's own
+# layout, and nothing may have appeared outside it.
 #
 # Environment (CTest sets it): LTXVFS_BUILD_DIR (holds fakes3), LTXVFS_SOURCE_DIR. Needs bash,
 # curl, python3 (standard library), cmp. Stops at the first failure, saying what differed.
@@ -196,7 +197,35 @@ xml 400 InvalidLocationConstraint xml-a 'b"<CreateBucketConfiguration><LocationC
 hs 200 - 'b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"'
 resp_lacks "<Name>xml-a</Name>"
 xml 200 - xml-b 'b"<CreateBucketConfiguration/>"'
-pass "XML bodies: truncated, entities, billion laughs, external DTD, deep, big, binary, invalid UTF-8"
+# DeleteObjects (Content-MD5 required, as S3)
+del() { # del WANT_STATUS WANT_CODE BODY-EXPR
+    hs "$1" "$2" "(lambda b: b\"POST /bkt?delete= HTTP/1.1\\r\\nHost: x\\r\\nContent-MD5: \" + md5(b) + b\"\\r\\nContent-Length: %d\\r\\n\\r\\n\" % len(b) + b)($3)"
+}
+del 400 MalformedXML 'b"<Delete><Object><Key>a</Key></Object>"'
+del 400 MalformedXML 'b"<Delete></Delete>"'
+del 400 MalformedXML 'b"<Foo><Object><Key>a</Key></Object></Foo>"'
+del 400 MalformedXML 'b"<Delete>" + b"<Object><Key>k</Key></Object>" * 1001 + b"</Delete>"'
+del 400 MalformedXML 'b"<!DOCTYPE a [<!ENTITY e \"obj\">]><Delete><Object><Key>&e;</Key></Object></Delete>"'
+del 400 MalformedXML 'bytes(range(256)) * 4'
+del 400 MalformedXML 'b""'
+del 200 - 'b"<Delete><Object><Key>../../../../../../etc/passwd</Key></Object><Object><Key>/etc/hostname</Key></Object></Delete>"'
+resp_has "<Deleted><Key>../../../../../../etc/passwd</Key></Deleted>"
+[ -s /etc/passwd ] || fail "/etc/passwd is gone"
+hs 400 InvalidRequest '(lambda b: b"POST /bkt?delete= HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(b) + b)(b"<Delete><Object><Key>obj</Key></Object></Delete>")'
+hs 200 - 'b"GET /bkt/obj HTTP/1.1\r\nHost: x\r\n\r\n"'
+# CompleteMultipartUpload
+hs 200 - 'b"POST /bkt/mp?uploads= HTTP/1.1\r\nHost: x\r\n\r\n"'
+UPLOAD=$(sed -n 's/.*<UploadId>\([^<]*\)<.*/\1/p' "$WORK/resp")
+[ -n "$UPLOAD" ] || fail "CreateMultipartUpload gave no UploadId" "$(cat "$WORK/resp")"
+complete() { # complete WANT_STATUS WANT_CODE BODY-EXPR
+    hs "$1" "$2" "(lambda b: b\"POST /bkt/mp?uploadId=$UPLOAD HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: %d\\r\\n\\r\\n\" % len(b) + b)($3)"
+}
+complete 400 MalformedXML 'b"<CompleteMultipartUpload><Part>"'
+complete 400 MalformedXML 'b"<CompleteMultipartUpload></CompleteMultipartUpload>"'
+complete 400 MalformedXML 'b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>"'
+complete 400 MalformedXML 'b"<!DOCTYPE a SYSTEM \"file:///etc/passwd\"><CompleteMultipartUpload/>"'
+complete 400 MalformedXML 'os.urandom(3000)'
+pass "XML bodies: truncated, entities, billion laughs, external DTD, deep, big, binary, invalid UTF-8; DeleteObjects, CompleteMultipartUpload"
 
 # ---- keys that try to leave the data directory ---------------------------------------------------
 

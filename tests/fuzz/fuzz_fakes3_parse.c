@@ -1,8 +1,8 @@
 /*
  * fuzz_fakes3_parse: libFuzzer target for the parsers of fakes3's request path, called directly
  * (no sockets, no threads: a hundred times faster than fuzz_fakes3_request, so it reaches deeper
- * into each one). The first byte of an input picks the parser ('0' to '8'; any byte works, taken
- * modulo 9 after subtracting '0', so that seed files stay text), the rest is its input:
+ * into each one). The first byte of an input picks the parser ('0' to '9'; any byte works, taken
+ * modulo 10 after subtracting '0', so that seed files stay text), the rest is its input:
  *
  *   0 route    "TARGET\nHOST\nCOPY-SOURCE" with a method from the second byte: the target decoded
  *              as server.c does (lv_uri_decode), fs3_query_parse, fs3_query_get, fs3_route_request
@@ -12,17 +12,23 @@
  *   4 chunked  fs3_chunked_feed (unsigned; trailer flag from the second byte) in pieces whose
  *              sizes come from the input, then fs3_chunked_finish and the trailers
  *   5 chunked  the same with chunk signatures checked (a fixed key and seed signature)
- *   6 xml      fs3_xml_parse, a walk of the tree, fs3_xml_child
+ *   6 xml      fs3_xml_parse, a walk of the tree, fs3_xml_child; fs3_xml_parse_delete and
+ *              fs3_xml_parse_complete (the DeleteObjects and CompleteMultipartUpload bodies)
  *   7 auth     a request head ("METHOD TARGET" then "Name: value" lines) through fs3_auth_check
  *              and, when it waits for the body, fs3_auth_finish, with and without --anonymous
  *   8 encode   lv_uri_decode, lv_buf_uri_encode, fs3_xml_text
+ *   9 checksum "HEADER-NAME\nVALUE\nBODY": fs3_ck_from_header, fs3_ck_from_name,
+ *              fs3_ck_value_valid and fs3_ck_equal for every algorithm, and each digest of BODY
+ *              computed in one shot and streamed in pieces
  *
  * Beyond "no crash, no hang, no leak" it checks what the headers promise: a satisfiable range lies
  * inside the object; a route's key lies inside the path and is at most 1024 bytes, its bucket is a
  * valid name; the chunked decoder never yields more bytes than it was fed, counts what it yields,
  * and accepts nothing after an error; a date it formats parses back to the same second; a parsed
- * XML tree holds NUL-terminated text of the stated length; decoding what was percent-encoded gives
- * back the original. These functions live in router.c, httpsem.c, chunked.c, xml.c, auth.c and
+ * XML tree holds NUL-terminated text of the stated length; a Delete or CompleteMultipartUpload
+ * list is within its limits when read and empty when refused; decoding what was percent-encoded
+ * gives back the original; a checksum streamed in pieces equals the one-shot one, and is a valid
+ * value of its algorithm. These functions live in router.c, httpsem.c, chunked.c, xml.c, auth.c and
  * lib/buf.c; a broken promise there is reported as a crash with the input.
  */
 #include <stdint.h>
@@ -32,6 +38,7 @@
 #include "alloc.h"
 #include "auth.h"
 #include "buf.h"
+#include "checksum.h"
 #include "chunked.h"
 #include "fuzz_common.h"
 #include "httpsem.h"
@@ -284,6 +291,66 @@ static void fuzz_xml(const uint8_t *data, size_t size)
         FUZZ_CHECK(rc == FS3_MALFORMED_XML || rc == FS3_INTERNAL_ERROR, "code %d", (int)rc);
         FUZZ_CHECK(memchr(err, '\0', LV_ERRLEN) != NULL, "xml error not terminated");
     }
+    fs3_delete_list del;
+    memset(&del, 0x5a, sizeof del); /* a failure must leave it empty whatever it held */
+    rc = fs3_xml_parse_delete((const char *)data, size, &del, err);
+    if (rc == FS3_OK) {
+        FUZZ_CHECK(del.n >= 1 && del.n <= FS3_MAX_DELETE_KEYS, "%zu keys", del.n);
+        for (size_t i = 0; i < del.n; i++)
+            FUZZ_CHECK(del.items[i].key && del.items[i].key_len > 0, "key %zu empty", i);
+    } else {
+        FUZZ_CHECK(del.n == 0, "a refused Delete body left %zu keys", del.n);
+    }
+    fs3_delete_list_free(&del);
+    fs3_complete_list cl;
+    memset(&cl, 0x5a, sizeof cl);
+    rc = fs3_xml_parse_complete((const char *)data, size, &cl, err);
+    if (rc == FS3_OK) {
+        FUZZ_CHECK(cl.n >= 1 && cl.n <= FS3_MAX_PARTS, "%zu parts", cl.n);
+        for (size_t i = 0; i < cl.n; i++)
+            FUZZ_CHECK(memchr(cl.parts[i].etag, '\0', FS3_ETAG_MAX) != NULL,
+                       "part %zu: etag not terminated", i);
+    } else {
+        FUZZ_CHECK(cl.n == 0, "a refused CompleteMultipartUpload body left %zu parts", cl.n);
+    }
+    fs3_complete_list_free(&cl);
+}
+
+static void fuzz_checksum(const uint8_t *data, size_t size)
+{
+    char *s = dup_z(data, size);
+    char *f[3] = {NULL, NULL, NULL};
+    size_t nf = split_lines(s, f, 3);
+    fs3_ck_alg h = fs3_ck_from_header(f[0]), a = fs3_ck_from_name(f[0]);
+    FUZZ_CHECK(h >= FS3_CK_NONE && h < FS3_CK_COUNT && a >= FS3_CK_NONE && a < FS3_CK_COUNT,
+               "algorithms %d %d", (int)h, (int)a);
+    const char *value = nf > 1 ? f[1] : "";
+    /* the body: everything after the second line, as bytes (NULs included) */
+    const uint8_t *body = data;
+    size_t body_len = 0;
+    if (nf > 2) {
+        body = data + (size_t)(f[2] - s);
+        body_len = size - (size_t)(f[2] - s);
+    }
+    for (int alg = FS3_CK_NONE + 1; alg < FS3_CK_COUNT; alg++) {
+        int valid = fs3_ck_value_valid((fs3_ck_alg)alg, value);
+        FUZZ_CHECK(valid == 0 || valid == 1, "value_valid %d", valid);
+        if (valid)
+            FUZZ_CHECK(fs3_ck_equal((fs3_ck_alg)alg, value, value) == 1, "%s != itself", value);
+        char once[FS3_CK_B64_MAX], streamed[FS3_CK_B64_MAX];
+        FUZZ_CHECK(fs3_ck_compute((fs3_ck_alg)alg, body, body_len, once) == 0, "compute");
+        fs3_ck c;
+        FUZZ_CHECK(fs3_ck_init(&c, (fs3_ck_alg)alg) == 0, "init");
+        for (size_t off = 0, step = 1; off < body_len; off += step, step = step * 3 % 61 + 1)
+            fs3_ck_update(&c, body + off, step < body_len - off ? step : body_len - off);
+        fs3_ck_final(&c, streamed);
+        fs3_ck_free(&c);
+        FUZZ_CHECK(strcmp(once, streamed) == 0, "%s: one shot %s, streamed %s",
+                   fs3_ck_name((fs3_ck_alg)alg), once, streamed);
+        FUZZ_CHECK(fs3_ck_value_valid((fs3_ck_alg)alg, once) == 1, "%s: computed %s invalid",
+                   fs3_ck_name((fs3_ck_alg)alg), once);
+    }
+    free(s);
 }
 
 static void fuzz_auth(const uint8_t *data, size_t size)
@@ -368,7 +435,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t which = (uint8_t)(data[0] - '0');
     data++;
     size--;
-    switch (which % 9) {
+    switch (which % 10) {
     case 0:
         fuzz_route(data, size);
         break;
@@ -395,6 +462,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 8:
         fuzz_encode(data, size);
+        break;
+    case 9:
+        fuzz_checksum(data, size);
         break;
     }
     return 0;

@@ -12,6 +12,7 @@ The files are committed; run this again (python3 tests/fuzz/make_fakes3_seeds.py
 it. SigV4 is written from the AWS documentation with the standard library, independently of
 lib/sigv4.c. Output is deterministic.
 """
+import base64
 import hashlib
 import hmac
 import os
@@ -117,6 +118,10 @@ def streaming_put(target, chunks):
     return head + chunk_sigs(signing_key(), sig, chunks)
 
 
+def md5_b64(body):
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
 def write(sub, name, data):
     d = os.path.join(OUT, sub)
     os.makedirs(d, exist_ok=True)
@@ -129,6 +134,11 @@ def main():
     xml_cfg = (b'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
                b"<LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>")
     mk = R("PUT", "/bkt")
+    del_body = (b"<Delete><Quiet>false</Quiet><Object><Key>dir/key.txt</Key></Object>"
+                b"<Object><Key>nope</Key><ETag>\"abc\"</ETag></Object></Delete>")
+    complete_body = (b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
+                     b"<ETag>\"5d41402abc4b2a76b9719d911017c592\"</ETag></Part>"
+                     b"</CompleteMultipartUpload>")
     put = R("PUT", "/bkt/dir/key.txt", [("Content-Type", "text/plain"),
                                         ("x-amz-meta-color", "blue"),
                                         ("Content-MD5", "XUFAKrxLKna5cZ2REBfFkg==")], b"hello")
@@ -162,12 +172,35 @@ def main():
                                            "&response-content-type=text%2Fhtml"),
         "hostile-key": mk + R("PUT", "/bkt/..%2F..%2Fetc%2Fpasswd%00", [], b"x") +
         R("GET", "/bkt/%2e%2e/%zz/%C3%BC"),
-        # near the number of query parameters that fills libmicrohttpd's per-connection memory
-        # (about 2000): past it, the request is abandoned after uri_log (see server.c, fs3_conn)
-        "many-params": R("GET", "/bkt?list-type=2&" + "a&" * 1950),
+        # more query parameters than libmicrohttpd's per-connection memory holds (about 2000):
+        # it abandons the request after uri_log without calling on_completed, which leaked the
+        # request before server.c freed it with its connection (fs3_conn)
+        "many-params": R("GET", "/bkt?list-type=2&" + "a&" * 2100),
         "multipart-routes": mk + R("POST", "/bkt/m?uploads=") +
         R("PUT", "/bkt/m?partNumber=1&uploadId=x", [], b"p") +
         R("POST", "/bkt?delete=", [], b"<Delete><Object><Key>a</Key></Object></Delete>"),
+        "delete-objects": mk + put + R("POST", "/bkt?delete=", [("Content-MD5", md5_b64(del_body))],
+                                       del_body),
+        "copy-object": mk + put + R("PUT", "/bkt/copy", [
+            ("x-amz-copy-source", "/bkt/dir/key.txt"), ("x-amz-metadata-directive", "REPLACE"),
+            ("x-amz-meta-new", "yes"), ("x-amz-copy-source-if-match", '"x"')]) +
+        R("PUT", "/bkt/copy2", [("x-amz-copy-source", "bkt/dir%2Fkey.txt")]),
+        # an upload id is not known before the server makes it: these reach the operations'
+        # checks and their NoSuchUpload answers (an error before a body ends the connection,
+        # so each one that sends a body comes last)
+        "multipart-list": mk + R("POST", "/bkt/mp?uploads=", [("Content-Type", "text/plain")]) +
+        R("GET", "/bkt/mp?max-parts=2&part-number-marker=1&uploadId=nosuch") +
+        R("GET", "/bkt?key-marker=a&max-uploads=1&prefix=m&uploads=") +
+        R("DELETE", "/bkt/mp?uploadId=nosuch"),
+        "multipart-part": mk + R("PUT", "/bkt/mp?partNumber=1&uploadId=nosuch", [], b"part"),
+        "multipart-part-copy": mk + put + R("PUT", "/bkt/mp?partNumber=2&uploadId=nosuch", [
+            ("x-amz-copy-source", "/bkt/dir/key.txt"), ("x-amz-copy-source-range", "bytes=0-1")]),
+        "multipart-complete": mk + R("POST", "/bkt/mp?uploadId=nosuch", [], complete_body),
+        "checksums": mk + R("PUT", "/bkt/ck", [("x-amz-checksum-crc32", "NhCmhg=="),
+                                               ("x-amz-sdk-checksum-algorithm", "CRC32")],
+                            b"hello") +
+        R("GET", "/bkt/ck", [("x-amz-checksum-mode", "ENABLED")]) +
+        R("PUT", "/bkt/ck2", [("x-amz-checksum-sha256", "bad")], b"x"),
         "signed-put-get": signed("PUT", "/sbkt")[0] +
         signed("PUT", "/sbkt/obj", [("content-type", "text/plain")], b"signed body")[0] +
         signed("GET", "/sbkt/obj", [("range", "bytes=0-5")])[0],
@@ -208,6 +241,8 @@ def main():
         "auth-presigned": b"7" + presigned("GET", "/sbkt/obj").split(b" HTTP/1.1")[0] +
                           b"\nhost:127.0.0.1:9000",
         "encode": "8a%20b%2Fc/ü %zz%4".encode(),
+        "checksum-crc32": b"9x-amz-checksum-crc32\nNhCmhg==\nhello",
+        "checksum-sha256": b"9SHA256\nLPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=\nhello",
     }
     for name, data in parse.items():
         write("parse", name + ".txt", data)

@@ -6,7 +6,7 @@ Standard library only.
 usage:
   rawhttp.py send PORT [--timeout S] [--keep-open] [--out FILE] [REQUEST]
       Sends REQUEST, a Python bytes expression (b"GET / HTTP/1.1\r\n\r\n", b"a" * 70000; os is
-      there for os.urandom), or else stdin, as is; then half-closes (unless --keep-open: the server must answer without
+      there for os.urandom, md5(body) gives a Content-MD5 value), or else stdin, as is; then half-closes (unless --keep-open: the server must answer without
       waiting for more), and reads until the server closes or S seconds (default 10) pass.
       Prints "STATUS CODE N": STATUS of the first response ("none" if nothing came back), CODE the
       S3 <Code> of its body, "html" for libmicrohttpd's own error page, "-" otherwise, and N the
@@ -28,6 +28,8 @@ usage:
   rawhttp.py stall-get PORT PATH
       Sends a GET and then never reads (for 60 s): the server's send blocks on a full socket.
 """
+import base64
+import hashlib
 import os
 import re
 import socket
@@ -88,6 +90,11 @@ def classify(resp):
     return status, code, len(rs)
 
 
+def content_md5(body):
+    """The Content-MD5 header value of body, as bytes."""
+    return base64.b64encode(hashlib.md5(body).digest())
+
+
 def cmd_send(args):
     port = int(args[0])
     timeout, keep_open, out, expr = 10.0, False, None, None
@@ -108,7 +115,8 @@ def cmd_send(args):
         else:
             raise SystemExit("rawhttp send: unknown option " + args[i])
     if expr is not None:
-        data = eval(expr, {"os": os, "range": range, "bytes": bytes, "len": len})  # the test's own request
+        names = {"os": os, "range": range, "bytes": bytes, "len": len, "md5": content_md5}
+        data = eval(expr, names)  # the test's own request
         if not isinstance(data, bytes):
             raise SystemExit("rawhttp send: the request must be a bytes expression")
     else:
