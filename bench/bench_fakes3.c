@@ -104,13 +104,15 @@ static struct {
 
 static int failed; /* something functionally failed: exit 1 */
 
-static double now(void) {
+static double now(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *fmt, ...) {
+static void die(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "bench_fakes3: ");
@@ -120,61 +122,75 @@ static void die(const char *fmt, ...) {
     exit(1);
 }
 
-static void *xmalloc(size_t n) {
+static void *xmalloc(size_t n)
+{
     void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory");
+    if (!p)
+        die("out of memory");
     return p;
 }
 
-static void *xrealloc(void *p, size_t n) {
+static void *xrealloc(void *p, size_t n)
+{
     p = realloc(p, n ? n : 1);
-    if (!p) die("out of memory");
+    if (!p)
+        die("out of memory");
     return p;
 }
 
-static char *xstrdup(const char *s) {
+static char *xstrdup(const char *s)
+{
     char *p = strdup(s);
-    if (!p) die("out of memory");
+    if (!p)
+        die("out of memory");
     return p;
 }
 
-static char *fmt(const char *f, ...) {
+static char *fmt(const char *f, ...)
+{
     va_list ap;
     va_start(ap, f);
     char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0) die("out of memory");
+    if (vasprintf(&s, f, ap) < 0)
+        die("out of memory");
     va_end(ap);
     return s;
 }
 
 /* xorshift64*: the benchmark's only randomness, seeded, so runs repeat. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void) {
+static uint64_t rnd(void)
+{
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
 }
 
-static int cmp_double(const void *a, const void *b) {
+static int cmp_double(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, size_t n) {
-    if (n == 0) return 0;
+static double median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0;
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
 }
 
-static void rm_rf(const char *path) {
+static void rm_rf(const char *path)
+{
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -190,14 +206,17 @@ typedef struct server {
 
 static server *live_servers[8];
 
-static void stop_server(server *s) {
-    if (s->pid <= 0) return;
+static void stop_server(server *s)
+{
+    if (s->pid <= 0)
+        return;
     kill(s->pid, SIGTERM);
     int status = 0;
     double t0 = now();
     for (;;) {
         pid_t r = waitpid(s->pid, &status, WNOHANG);
-        if (r == s->pid || (r < 0 && errno != EINTR)) break;
+        if (r == s->pid || (r < 0 && errno != EINTR))
+            break;
         if (now() - t0 > 10) {
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &status, 0);
@@ -206,37 +225,48 @@ static void stop_server(server *s) {
         usleep(10000);
     }
     s->pid = 0;
-    if (s->out_fd >= 0) close(s->out_fd);
+    if (s->out_fd >= 0)
+        close(s->out_fd);
     s->out_fd = -1;
     for (size_t i = 0; i < sizeof live_servers / sizeof *live_servers; i++)
-        if (live_servers[i] == s) live_servers[i] = NULL;
+        if (live_servers[i] == s)
+            live_servers[i] = NULL;
 }
 
-static void stop_all(void) {
+static void stop_all(void)
+{
     for (size_t i = 0; i < sizeof live_servers / sizeof *live_servers; i++)
-        if (live_servers[i]) stop_server(live_servers[i]);
+        if (live_servers[i])
+            stop_server(live_servers[i]);
 }
 
 static char *tmp_dir; /* the temporary folder, removed at a signal or exit unless --keep */
 
-static void at_exit(void) {
+static void at_exit(void)
+{
     stop_all();
-    if (tmp_dir && !opt.keep) rm_rf(tmp_dir);
+    if (tmp_dir && !opt.keep)
+        rm_rf(tmp_dir);
 }
 
-static void on_signal(int sig) {
+static void on_signal(int sig)
+{
     stop_all();
-    if (tmp_dir && !opt.keep) rm_rf(tmp_dir);
+    if (tmp_dir && !opt.keep)
+        rm_rf(tmp_dir);
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void show_err_file(const char *path) {
+static void show_err_file(const char *path)
+{
     FILE *f = fopen(path, "r");
-    if (!f) return;
+    if (!f)
+        return;
     char line[512];
     int n = 0;
-    while (fgets(line, sizeof line, f) && n++ < 20) fprintf(stderr, "  | %s", line);
+    while (fgets(line, sizeof line, f) && n++ < 20)
+        fprintf(stderr, "  | %s", line);
     fclose(f);
 }
 
@@ -245,13 +275,17 @@ static void show_err_file(const char *path) {
  * marker; the URL is taken from what follows marker ("http://..." for fakes3, "127.0.0.1:PORT" for
  * s3rver). Returns 0, or -1 after saying why.
  */
-static int start_server(server *s, char *const argv[], const char *marker) {
+static int start_server(server *s, char *const argv[], const char *marker)
+{
     int pfd[2];
-    if (pipe(pfd) < 0) die("pipe: %s", strerror(errno));
+    if (pipe(pfd) < 0)
+        die("pipe: %s", strerror(errno));
     int errfd = open(s->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (errfd < 0) die("%s: %s", s->err_path, strerror(errno));
+    if (errfd < 0)
+        die("%s: %s", s->err_path, strerror(errno));
     pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
     if (pid == 0) {
         dup2(pfd[1], 1);
         dup2(errfd, 2);
@@ -259,7 +293,8 @@ static int start_server(server *s, char *const argv[], const char *marker) {
         close(pfd[1]);
         close(errfd);
         int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
+        if (devnull >= 0)
+            dup2(devnull, 0);
         execvp(argv[0], argv);
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -281,7 +316,8 @@ static int start_server(server *s, char *const argv[], const char *marker) {
         char *m = strstr(buf, marker);
         if (m && strchr(m, '\n')) {
             m += strlen(marker);
-            while (*m == ' ') m++;
+            while (*m == ' ')
+                m++;
             size_t n = strcspn(m, " \r\n");
             if (strncmp(m, "http://", 7) == 0)
                 snprintf(s->url, sizeof s->url, "%.*s", (int)n, m);
@@ -302,7 +338,8 @@ static int start_server(server *s, char *const argv[], const char *marker) {
             break;
         }
         len += (size_t)got;
-        if (len == sizeof buf - 1) len = 0;
+        if (len == sizeof buf - 1)
+            len = 0;
     }
     show_err_file(s->err_path);
     stop_server(s);
@@ -357,16 +394,19 @@ struct phase {
     long list_keys;
 };
 
-static size_t on_read(char *buf, size_t size, size_t n, void *arg) {
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
     slot *sl = arg;
     size_t want = size * n, left = sl->up_len - sl->up_off;
-    if (want > left) want = left;
+    if (want > left)
+        want = left;
     memcpy(buf, sl->up + sl->up_off, want);
     sl->up_off += want;
     return want;
 }
 
-static size_t on_write(char *data, size_t size, size_t n, void *arg) {
+static size_t on_write(char *data, size_t size, size_t n, void *arg)
+{
     slot *sl = arg;
     size_t len = size * n;
     if (sl->kind == K_LIST || sl->coll_len < 512) { /* a listing, or the start of any body */
@@ -387,10 +427,12 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
 }
 
 /* The path and query of a URL ("http://h:p/path?query"), split for signing. */
-static void sign_request(slot *sl, const char *method, const char *payload_sha256) {
+static void sign_request(slot *sl, const char *method, const char *payload_sha256)
+{
     const char *p = strstr(sl->url, "://");
     p = p ? strchr(p + 3, '/') : NULL;
-    if (!p) return;
+    if (!p)
+        return;
     char host[128];
     const char *h = strstr(sl->url, "://") + 3;
     snprintf(host, sizeof host, "%.*s", (int)(p - h), h);
@@ -400,15 +442,20 @@ static void sign_request(slot *sl, const char *method, const char *payload_sha25
     char amz_date[SIGV4_DATE_LEN + 1];
     char err[LV_ERRLEN];
     sigv4_format_date((int64_t)time(NULL), amz_date, err);
-    sigv4_header hs[3] = {{"host", host}, {"x-amz-date", amz_date},
-                          {"x-amz-content-sha256", payload_sha256}};
-    sigv4_request req = {.method = method, .path = path, .query = q ? q + 1 : NULL,
-                         .headers = hs, .n_headers = 3, .payload_hash = payload_sha256};
-    sigv4_credentials cr = {.access_key = ACCESS_KEY, .secret_key = SECRET_KEY,
-                            .region = "us-east-1", .service = "s3"};
+    sigv4_header hs[3] = {
+        {"host", host}, {"x-amz-date", amz_date}, {"x-amz-content-sha256", payload_sha256}};
+    sigv4_request req = {.method = method,
+                         .path = path,
+                         .query = q ? q + 1 : NULL,
+                         .headers = hs,
+                         .n_headers = 3,
+                         .payload_hash = payload_sha256};
+    sigv4_credentials cr = {
+        .access_key = ACCESS_KEY, .secret_key = SECRET_KEY, .region = "us-east-1", .service = "s3"};
     sigv4_result res;
     sigv4_result_init(&res);
-    if (sigv4_sign(&req, &cr, amz_date, &res, err) != LV_OK) die("sigv4_sign: %s", err);
+    if (sigv4_sign(&req, &cr, amz_date, &res, err) != LV_OK)
+        die("sigv4_sign: %s", err);
     char *a = fmt("Authorization: %s", (const char *)res.authorization.data);
     char *d = fmt("x-amz-date: %s", amz_date);
     char *c = fmt("x-amz-content-sha256: %s", payload_sha256);
@@ -422,7 +469,8 @@ static void sign_request(slot *sl, const char *method, const char *payload_sha25
 }
 
 /* Prepares sl->h for the request described by sl (url, kind, up, expect, range header). */
-static void setup_easy(slot *sl, const char *range) {
+static void setup_easy(slot *sl, const char *range)
+{
     CURL *h = sl->h;
     curl_easy_reset(h);
     curl_slist_free_all(sl->hdrs);
@@ -442,7 +490,8 @@ static void setup_easy(slot *sl, const char *range) {
     sl->got = 0;
     sl->mismatch = 0;
     sl->coll_len = 0;
-    if (sl->coll) sl->coll[0] = 0;
+    if (sl->coll)
+        sl->coll[0] = 0;
     if (sl->kind == K_PUT || sl->kind == K_CREATE_BUCKET) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
@@ -451,15 +500,19 @@ static void setup_easy(slot *sl, const char *range) {
     }
 }
 
-static void add_signature(slot *sl, const char *payload_sha256) {
-    if (!opt.signed_requests) return;
+static void add_signature(slot *sl, const char *payload_sha256)
+{
+    if (!opt.signed_requests)
+        return;
     const char *method = (sl->kind == K_PUT || sl->kind == K_CREATE_BUCKET) ? "PUT" : "GET";
     sign_request(sl, method, payload_sha256);
 }
 
-static void record_error(phase *ph, const char *fmt_, ...) {
+static void record_error(phase *ph, const char *fmt_, ...)
+{
     ph->errors++;
-    if (ph->first_error[0]) return;
+    if (ph->first_error[0])
+        return;
     va_list ap;
     va_start(ap, fmt_);
     vsnprintf(ph->first_error, sizeof ph->first_error, fmt_, ap);
@@ -467,9 +520,11 @@ static void record_error(phase *ph, const char *fmt_, ...) {
 }
 
 /* LIST: takes the page's keys and continuation token from sl->coll. */
-static void list_page_done(phase *ph, slot *sl) {
+static void list_page_done(phase *ph, slot *sl)
+{
     long keys = 0;
-    for (const char *p = sl->coll; p && (p = strstr(p, "<Key>")); p += 5) keys++;
+    for (const char *p = sl->coll; p && (p = strstr(p, "<Key>")); p += 5)
+        keys++;
     ph->list_keys += keys;
     const char *t = sl->coll ? strstr(sl->coll, "<NextContinuationToken>") : NULL;
     int truncated = sl->coll && strstr(sl->coll, "<IsTruncated>true</IsTruncated>") != NULL;
@@ -486,11 +541,13 @@ static void list_page_done(phase *ph, slot *sl) {
         ph->token[n] = 0;
     } else {
         ph->list_done = 1;
-        if (truncated) record_error(ph, "LIST: truncated without a continuation token");
+        if (truncated)
+            record_error(ph, "LIST: truncated without a continuation token");
     }
 }
 
-static void complete(phase *ph, slot *sl, CURLcode rc) {
+static void complete(phase *ph, slot *sl, CURLcode rc)
+{
     double t = now();
     long status = 0;
     curl_easy_getinfo(sl->h, CURLINFO_RESPONSE_CODE, &status);
@@ -501,26 +558,30 @@ static void complete(phase *ph, slot *sl, CURLcode rc) {
         record_error(ph, "%s: HTTP %ld, want %ld: %.300s", sl->url, status, sl->want_status,
                      sl->coll ? sl->coll : "");
     } else if (sl->expect && (sl->mismatch || sl->got != sl->expect_len)) {
-        record_error(ph, "%s: wrong body (%zu bytes, want %zu%s)", sl->url, sl->got,
-                     sl->expect_len, sl->mismatch ? ", bytes differ" : "");
+        record_error(ph, "%s: wrong body (%zu bytes, want %zu%s)", sl->url, sl->got, sl->expect_len,
+                     sl->mismatch ? ", bytes differ" : "");
     } else {
         if (ph->n_lat == ph->cap_lat) {
             ph->cap_lat = ph->cap_lat ? ph->cap_lat * 2 : 4096;
             ph->lat = xrealloc(ph->lat, ph->cap_lat * sizeof *ph->lat);
         }
         ph->lat[ph->n_lat++] = t - sl->t0;
-        if (sl->kind == K_LIST) list_page_done(ph, sl);
+        if (sl->kind == K_LIST)
+            list_page_done(ph, sl);
     }
-    if (sl->kind == K_LIST && ph->errors > 0) ph->list_done = 1; /* never loop on a failing page */
+    if (sl->kind == K_LIST && ph->errors > 0)
+        ph->list_done = 1; /* never loop on a failing page */
     ph->t_end = t;
 }
 
 static slot slots[MAX_SLOTS];
 static CURLM *multi;
 
-static void run_phase(phase *ph) {
+static void run_phase(phase *ph)
+{
     int c = ph->concurrency;
-    if (c > MAX_SLOTS) c = MAX_SLOTS;
+    if (c > MAX_SLOTS)
+        c = MAX_SLOTS;
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c);
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)c + 4);
     ph->t_start = now();
@@ -530,7 +591,8 @@ static void run_phase(phase *ph) {
     for (;;) {
         for (int i = 0; i < c && !stop; i++) {
             slot *sl = &slots[i];
-            if (sl->busy) continue;
+            if (sl->busy)
+                continue;
             if ((ph->deadline > 0 && now() >= ph->deadline) ||
                 (ph->max_ops > 0 && ph->started >= ph->max_ops) || !ph->next(ph, sl)) {
                 stop = 1;
@@ -542,24 +604,29 @@ static void run_phase(phase *ph) {
             curl_multi_add_handle(multi, sl->h);
             active++;
         }
-        if (active == 0) break;
+        if (active == 0)
+            break;
         int running = 0;
         curl_multi_perform(multi, &running);
         CURLMsg *msg;
         int left;
         while ((msg = curl_multi_info_read(multi, &left))) {
-            if (msg->msg != CURLMSG_DONE) continue;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
             slot *sl = NULL;
             for (int i = 0; i < c; i++)
-                if (slots[i].h == msg->easy_handle) sl = &slots[i];
+                if (slots[i].h == msg->easy_handle)
+                    sl = &slots[i];
             CURLcode rc = msg->data.result;
             curl_multi_remove_handle(multi, msg->easy_handle);
-            if (!sl) continue;
+            if (!sl)
+                continue;
             complete(ph, sl, rc);
             sl->busy = 0;
             active--;
         }
-        if (active > 0 && running > 0) curl_multi_poll(multi, NULL, 0, 50, NULL);
+        if (active > 0 && running > 0)
+            curl_multi_poll(multi, NULL, 0, 50, NULL);
     }
 }
 
@@ -570,7 +637,8 @@ static unsigned char *big_body;
 static size_t big_size;
 static char small_sha[SIGV4_HEX_LEN + 1], big_sha[SIGV4_HEX_LEN + 1], empty_sha[SIGV4_HEX_LEN + 1];
 
-static int next_put(phase *ph, slot *sl) {
+static int next_put(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s/%s%ld", ph->srv->url, BUCKET, ph->key_prefix,
              ph->counter++);
     sl->kind = K_PUT;
@@ -584,7 +652,8 @@ static int next_put(phase *ph, slot *sl) {
     return 1;
 }
 
-static int next_put_obj(phase *ph, slot *sl) {
+static int next_put_obj(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s/obj/%04ld", ph->srv->url, BUCKET, ph->counter++);
     sl->kind = K_PUT;
     sl->want_status = 200;
@@ -597,7 +666,8 @@ static int next_put_obj(phase *ph, slot *sl) {
     return 1;
 }
 
-static int next_put_list_key(phase *ph, slot *sl) {
+static int next_put_list_key(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s/k%05ld", ph->srv->url, LIST_BUCKET, ph->counter++);
     sl->kind = K_PUT;
     sl->want_status = 200;
@@ -610,7 +680,8 @@ static int next_put_list_key(phase *ph, slot *sl) {
     return 1;
 }
 
-static int next_get_small(phase *ph, slot *sl) {
+static int next_get_small(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s/obj/%04ld", ph->srv->url, BUCKET,
              (long)(rnd() % (uint64_t)ph->n_keys));
     sl->kind = K_GET;
@@ -623,7 +694,8 @@ static int next_get_small(phase *ph, slot *sl) {
     return 1;
 }
 
-static int next_get_big(phase *ph, slot *sl) {
+static int next_get_big(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s/big", ph->srv->url, BUCKET);
     sl->kind = K_GET;
     sl->want_status = 200;
@@ -635,7 +707,8 @@ static int next_get_big(phase *ph, slot *sl) {
     return 1;
 }
 
-static int next_get_range(phase *ph, slot *sl) {
+static int next_get_range(phase *ph, slot *sl)
+{
     size_t blocks = big_size / SMALL_SIZE;
     size_t off = (size_t)(rnd() % blocks) * SMALL_SIZE;
     snprintf(sl->url, sizeof sl->url, "%s/%s/big", ph->srv->url, BUCKET);
@@ -651,7 +724,8 @@ static int next_get_range(phase *ph, slot *sl) {
     return 1;
 }
 
-static void url_encode(const char *in, char *out, size_t cap) {
+static void url_encode(const char *in, char *out, size_t cap)
+{
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
@@ -668,8 +742,10 @@ static void url_encode(const char *in, char *out, size_t cap) {
 }
 
 /* LIST pages are sequential: one in flight, the next one built from the previous answer. */
-static int next_list(phase *ph, slot *sl) {
-    if (ph->list_done) return 0;
+static int next_list(phase *ph, slot *sl)
+{
+    if (ph->list_done)
+        return 0;
     if (ph->token[0]) {
         char tok[3 * sizeof ph->token];
         url_encode(ph->token, tok, sizeof tok);
@@ -688,7 +764,8 @@ static int next_list(phase *ph, slot *sl) {
     return 1;
 }
 
-static int next_create_bucket(phase *ph, slot *sl) {
+static int next_create_bucket(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s", ph->srv->url, ph->key_prefix);
     sl->kind = K_CREATE_BUCKET;
     sl->want_status = 200;
@@ -701,22 +778,26 @@ static int next_create_bucket(phase *ph, slot *sl) {
     return 1;
 }
 
-static void phase_init(phase *ph, const server *s, int concurrency, next_fn next) {
+static void phase_init(phase *ph, const server *s, int concurrency, next_fn next)
+{
     memset(ph, 0, sizeof *ph);
     ph->srv = s;
     ph->concurrency = concurrency;
     ph->next = next;
 }
 
-static void phase_free(phase *ph) {
+static void phase_free(phase *ph)
+{
     free(ph->lat);
     ph->lat = NULL;
 }
 
-static int check_phase(phase *ph, const char *what) {
-    if (ph->errors == 0) return 0;
-    fprintf(stderr, "bench_fakes3: %s, %s: %ld of %ld requests failed; first: %s\n",
-            ph->srv->label, what, ph->errors, ph->completed, ph->first_error);
+static int check_phase(phase *ph, const char *what)
+{
+    if (ph->errors == 0)
+        return 0;
+    fprintf(stderr, "bench_fakes3: %s, %s: %ld of %ld requests failed; first: %s\n", ph->srv->label,
+            what, ph->errors, ph->completed, ph->first_error);
     failed = 1;
     return -1;
 }
@@ -746,7 +827,8 @@ typedef struct target {
 } target;
 
 static ops_figure timed_ops(const server *s, int c, next_fn next, const char *prefix,
-                            const char *what) {
+                            const char *what)
+{
     phase ph;
     phase_init(&ph, s, c, next);
     ph.key_prefix = prefix;
@@ -771,7 +853,8 @@ static ops_figure timed_ops(const server *s, int c, next_fn next, const char *pr
 
 /* An untimed phase: count requests of next at concurrency c; 0 when all succeeded. */
 static int untimed(const server *s, int c, long count, next_fn next, const char *prefix,
-                   const unsigned char *body, size_t len, const char *sha, const char *what) {
+                   const unsigned char *body, size_t len, const char *sha, const char *what)
+{
     phase ph;
     phase_init(&ph, s, c, next);
     ph.key_prefix = prefix;
@@ -785,7 +868,8 @@ static int untimed(const server *s, int c, long count, next_fn next, const char 
     return rc;
 }
 
-static int next_put_fixed(phase *ph, slot *sl) {
+static int next_put_fixed(phase *ph, slot *sl)
+{
     snprintf(sl->url, sizeof sl->url, "%s/%s/%s", ph->srv->url, BUCKET, ph->key_prefix);
     sl->kind = K_PUT;
     sl->want_status = 200;
@@ -798,7 +882,8 @@ static int next_put_fixed(phase *ph, slot *sl) {
     return 1;
 }
 
-static void run_target(target *t) {
+static void run_target(target *t)
+{
     const server *s = &t->srv;
     printf("  %-28s %s\n", t->label, s->url);
     fflush(stdout);
@@ -813,7 +898,8 @@ static void run_target(target *t) {
     t->ops[PUT_C16] = timed_ops(s, 16, next_put, "put16/", "PUT c=16");
     t->ops[GET_C1] = timed_ops(s, 1, next_get_small, NULL, "GET c=1");
     t->ops[GET_C16] = timed_ops(s, 16, next_get_small, NULL, "GET c=16");
-    if (t->fsync_variant) return;
+    if (t->fsync_variant)
+        return;
 
     /* the 64 MiB object */
     if (untimed(s, 1, 1, next_put_fixed, "big", big_body, big_size, big_sha, "PUT 64 MiB"))
@@ -829,8 +915,10 @@ static void run_target(target *t) {
         double el = now() - t0;
         int bad = check_phase(&ph, "GET 64 MiB");
         phase_free(&ph);
-        if (bad) return;
-        if (r >= 0) mbps[r] = (double)big_size / 1e6 / el;
+        if (bad)
+            return;
+        if (r >= 0)
+            mbps[r] = (double)big_size / 1e6 / el;
     }
     t->big_mbps = median(mbps, (size_t)reps);
     t->ops[RANGE_C16] = timed_ops(s, 16, next_get_range, NULL, "ranged GET c=16");
@@ -861,7 +949,8 @@ static void run_target(target *t) {
         int bad = check_phase(&ph, "LIST");
         long keys = ph.list_keys;
         phase_free(&ph);
-        if (bad) return;
+        if (bad)
+            return;
         if (keys != n_list) {
             fprintf(stderr, "bench_fakes3: %s: the listing gave %ld keys, want %ld\n", t->label,
                     keys, n_list);
@@ -869,22 +958,26 @@ static void run_target(target *t) {
             return;
         }
         t->list_keys = keys;
-        if (r >= 0) ms[r] = el * 1e3;
+        if (r >= 0)
+            ms[r] = el * 1e3;
     }
     t->list_ms = median(ms, (size_t)lreps);
 }
 
 /* ---- npm ci of s3rver ---------------------------------------------------------------------- */
 
-static int file_sha256(const char *path, char out[SIGV4_HEX_LEN + 1]) {
+static int file_sha256(const char *path, char out[SIGV4_HEX_LEN + 1])
+{
     FILE *f = fopen(path, "rb");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     size_t cap = 1 << 16, len = 0;
     char *buf = xmalloc(cap);
     size_t n;
     while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
         len += n;
-        if (len == cap) buf = xrealloc(buf, cap *= 2);
+        if (len == cap)
+            buf = xrealloc(buf, cap *= 2);
     }
     fclose(f);
     char err[LV_ERRLEN];
@@ -893,13 +986,15 @@ static int file_sha256(const char *path, char out[SIGV4_HEX_LEN + 1]) {
     return rc;
 }
 
-static int run_shell(const char *cmd) {
+static int run_shell(const char *cmd)
+{
     int rc = system(cmd);
     return (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
 }
 
 /* Installs s3rver from the lock file into opt.s3rver_prefix; 0 when it is there. */
-static int install_s3rver(void) {
+static int install_s3rver(void)
+{
     char *lock = fmt("%s/package-lock.json", opt.s3rver_src);
     char sum[SIGV4_HEX_LEN + 1];
     if (file_sha256(lock, sum) < 0) {
@@ -912,7 +1007,8 @@ static int install_s3rver(void) {
     char have[SIGV4_HEX_LEN + 2] = "";
     FILE *f = fopen(stamp, "r");
     if (f) {
-        if (!fgets(have, sizeof have, f)) have[0] = 0;
+        if (!fgets(have, sizeof have, f))
+            have[0] = 0;
         fclose(f);
         have[strcspn(have, "\n")] = 0;
     }
@@ -944,40 +1040,48 @@ static int install_s3rver(void) {
 
 /* ---- output -------------------------------------------------------------------------------- */
 
-static target *s3rver_target(target *ts, int n) {
+static target *s3rver_target(target *ts, int n)
+{
     for (int i = 0; i < n; i++)
-        if (ts[i].is_s3rver && ts[i].ok) return &ts[i];
+        if (ts[i].is_s3rver && ts[i].ok)
+            return &ts[i];
     return NULL;
 }
 
-static void print_ratio(double ours, double base) {
+static void print_ratio(double ours, double base)
+{
     if (ours > 0 && base > 0)
         printf("  %7.1fx", ours / base);
     else
         printf("  %8s", "");
 }
 
-static void print_results(target *ts, int n) {
+static void print_results(target *ts, int n)
+{
     target *base = s3rver_target(ts, n);
     for (int op = 0; op < N_OPS; op++) {
         printf("\n%s%s\n", op_names[op], base ? "  (ratio: ops/s over s3rver's)" : "");
         printf("  %-28s %10s %9s %9s\n", "server", "ops/s", "p50 ms", "p99 ms");
         for (int i = 0; i < n; i++) {
             ops_figure *f = &ts[i].ops[op];
-            if (!f->have) continue;
+            if (!f->have)
+                continue;
             printf("  %-28s %10.0f %9.2f %9.2f", ts[i].label, f->ops, f->p50_ms, f->p99_ms);
-            if (base && !ts[i].is_s3rver) print_ratio(f->ops, base->ops[op].ops);
+            if (base && !ts[i].is_s3rver)
+                print_ratio(f->ops, base->ops[op].ops);
             printf("\n");
         }
     }
-    printf("\nGET of a 64 MiB object, concurrency 1 (median of %d)%s\n",
-           opt.smoke ? 2 : BIG_REPS, base ? "  (ratio: MB/s over s3rver's)" : "");
+    printf("\nGET of a 64 MiB object, concurrency 1 (median of %d)%s\n", opt.smoke ? 2 : BIG_REPS,
+           base ? "  (ratio: MB/s over s3rver's)" : "");
     printf("  %-28s %10s %9s\n", "server", "MB/s", "ms");
     for (int i = 0; i < n; i++) {
-        if (ts[i].big_mbps <= 0) continue;
+        if (ts[i].big_mbps <= 0)
+            continue;
         printf("  %-28s %10.0f %9.1f", ts[i].label, ts[i].big_mbps,
                (double)big_size / 1e6 / ts[i].big_mbps * 1e3);
-        if (base && !ts[i].is_s3rver) print_ratio(ts[i].big_mbps, base->big_mbps);
+        if (base && !ts[i].is_s3rver)
+            print_ratio(ts[i].big_mbps, base->big_mbps);
         printf("\n");
     }
     printf("\nLIST of %d keys, %d per page (median of %d full listings)%s\n",
@@ -985,14 +1089,17 @@ static void print_results(target *ts, int n) {
            base ? "  (ratio: s3rver's time over this one's)" : "");
     printf("  %-28s %10s\n", "server", "ms");
     for (int i = 0; i < n; i++) {
-        if (ts[i].list_ms <= 0) continue;
+        if (ts[i].list_ms <= 0)
+            continue;
         printf("  %-28s %10.1f", ts[i].label, ts[i].list_ms);
-        if (base && !ts[i].is_s3rver) print_ratio(base->list_ms, ts[i].list_ms);
+        if (base && !ts[i].is_s3rver)
+            print_ratio(base->list_ms, ts[i].list_ms);
         printf("\n");
     }
 }
 
-static void aim(const char *what, double ours, double base, double want, int inverse) {
+static void aim(const char *what, double ours, double base, double want, int inverse)
+{
     if (ours <= 0 || base <= 0) {
         printf("  %-52s %s\n", what, "not measured");
         return;
@@ -1002,16 +1109,19 @@ static void aim(const char *what, double ours, double base, double want, int inv
            ratio >= want ? "met" : "NOT met");
 }
 
-static void print_aims(target *ts, int n) {
+static void print_aims(target *ts, int n)
+{
     target *base = s3rver_target(ts, n), *disk = NULL, *fs = NULL;
     for (int i = 0; i < n; i++) {
-        if (!ts[i].ok || ts[i].is_s3rver) continue;
+        if (!ts[i].ok || ts[i].is_s3rver)
+            continue;
         if (ts[i].fsync_variant)
             fs = &ts[i];
         else if (strstr(ts[i].label, "data-dir"))
             disk = &ts[i];
     }
-    if (!base) return;
+    if (!base)
+        return;
     printf("\nAims of the issue (fakes3 with its default disk store, and with --fsync, "
            "over s3rver; printed, not enforced)\n");
     if (disk) {
@@ -1034,7 +1144,8 @@ static void print_aims(target *ts, int n) {
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-static void usage(FILE *f) {
+static void usage(FILE *f)
+{
     fprintf(f,
             "usage: bench_fakes3 [options]\n"
             "\n"
@@ -1068,26 +1179,35 @@ static void usage(FILE *f) {
             BENCH_S3RVER_SRC);
 }
 
-static char *beside_self(const char *name) {
+static char *beside_self(const char *name)
+{
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return xstrdup(name);
+    if (n <= 0)
+        return xstrdup(name);
     self[n] = 0;
     char *slash = strrchr(self, '/');
-    if (slash) *slash = 0;
+    if (slash)
+        *slash = 0;
     return fmt("%s/%s", self, name);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     opt.seconds = 2.0;
     opt.s3rver_src = BENCH_S3RVER_SRC;
-    static const struct option longopts[] = {
-        {"seconds", required_argument, 0, 's'},   {"signed", no_argument, 0, 'S'},
-        {"no-s3rver", no_argument, 0, 'n'},       {"fakes3", required_argument, 0, 'f'},
-        {"s3rver-src", required_argument, 0, 'r'}, {"s3rver-prefix", required_argument, 0, 'p'},
-        {"npm-cache", required_argument, 0, 'c'}, {"dir", required_argument, 0, 'd'},
-        {"keep", no_argument, 0, 'k'},            {"smoke", no_argument, 0, 'm'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"seconds", required_argument, 0, 's'},
+                                             {"signed", no_argument, 0, 'S'},
+                                             {"no-s3rver", no_argument, 0, 'n'},
+                                             {"fakes3", required_argument, 0, 'f'},
+                                             {"s3rver-src", required_argument, 0, 'r'},
+                                             {"s3rver-prefix", required_argument, 0, 'p'},
+                                             {"npm-cache", required_argument, 0, 'c'},
+                                             {"dir", required_argument, 0, 'd'},
+                                             {"keep", no_argument, 0, 'k'},
+                                             {"smoke", no_argument, 0, 'm'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -1100,17 +1220,39 @@ int main(int argc, char **argv) {
             }
             break;
         }
-        case 'S': opt.signed_requests = 1; break;
-        case 'n': opt.no_s3rver = 1; break;
-        case 'f': opt.fakes3 = optarg; break;
-        case 'r': opt.s3rver_src = optarg; break;
-        case 'p': opt.s3rver_prefix = optarg; break;
-        case 'c': opt.npm_cache = optarg; break;
-        case 'd': opt.dir = optarg; break;
-        case 'k': opt.keep = 1; break;
-        case 'm': opt.smoke = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'S':
+            opt.signed_requests = 1;
+            break;
+        case 'n':
+            opt.no_s3rver = 1;
+            break;
+        case 'f':
+            opt.fakes3 = optarg;
+            break;
+        case 'r':
+            opt.s3rver_src = optarg;
+            break;
+        case 'p':
+            opt.s3rver_prefix = optarg;
+            break;
+        case 'c':
+            opt.npm_cache = optarg;
+            break;
+        case 'd':
+            opt.dir = optarg;
+            break;
+        case 'k':
+            opt.keep = 1;
+            break;
+        case 'm':
+            opt.smoke = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {
@@ -1121,21 +1263,28 @@ int main(int argc, char **argv) {
         opt.no_s3rver = 1;
         opt.seconds = 0.15;
     }
-    if (!opt.fakes3) opt.fakes3 = beside_self("fakes3");
-    if (!opt.s3rver_prefix) opt.s3rver_prefix = beside_self("bench-s3rver");
-    if (!opt.npm_cache) opt.npm_cache = beside_self("npm-cache");
-    if (access(opt.fakes3, X_OK) != 0) die("no executable fakes3 at %s (--fakes3)", opt.fakes3);
-    if (!opt.dir) opt.dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (!opt.fakes3)
+        opt.fakes3 = beside_self("fakes3");
+    if (!opt.s3rver_prefix)
+        opt.s3rver_prefix = beside_self("bench-s3rver");
+    if (!opt.npm_cache)
+        opt.npm_cache = beside_self("npm-cache");
+    if (access(opt.fakes3, X_OK) != 0)
+        die("no executable fakes3 at %s (--fakes3)", opt.fakes3);
+    if (!opt.dir)
+        opt.dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     atexit(at_exit);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) die("curl_global_init failed");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        die("curl_global_init failed");
     multi = curl_multi_init();
     for (int i = 0; i < MAX_SLOTS; i++) {
         slots[i].h = curl_easy_init();
-        if (!slots[i].h) die("curl_easy_init failed");
+        if (!slots[i].h)
+            die("curl_easy_init failed");
     }
 
     /* bodies: random, seeded; the 64 MiB one is what ranged GETs are checked against */
@@ -1156,7 +1305,8 @@ int main(int argc, char **argv) {
     sigv4_sha256_hex("", 0, empty_sha, err);
 
     char *tmp = fmt("%s/bench_fakes3.XXXXXX", opt.dir);
-    if (!mkdtemp(tmp)) die("mkdtemp %s: %s", tmp, strerror(errno));
+    if (!mkdtemp(tmp))
+        die("mkdtemp %s: %s", tmp, strerror(errno));
     tmp_dir = tmp;
 
     int have_s3rver = 0;
@@ -1173,10 +1323,11 @@ int main(int argc, char **argv) {
     time_t t = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&t));
-    printf("bench_fakes3%s: %s, %s %s, %ld cores; %s requests; %.2g s per ops/s phase; libcurl %s\n",
-           opt.smoke ? " --smoke" : "", date, un.sysname, un.machine, cores,
-           opt.signed_requests ? "SigV4-signed" : "anonymous", opt.seconds,
-           curl_version_info(CURLVERSION_NOW)->version);
+    printf(
+        "bench_fakes3%s: %s, %s %s, %ld cores; %s requests; %.2g s per ops/s phase; libcurl %s\n",
+        opt.smoke ? " --smoke" : "", date, un.sysname, un.machine, cores,
+        opt.signed_requests ? "SigV4-signed" : "anonymous", opt.seconds,
+        curl_version_info(CURLVERSION_NOW)->version);
     printf("data directories in %s\n", tmp);
     double load[3];
     if (getloadavg(load, 3) == 3) {
@@ -1206,15 +1357,20 @@ int main(int argc, char **argv) {
         s->err_path = fmt("%s/server%d.err", tmp, i);
         /* smoke: the disk store with signed requests, so the signing code runs too */
         opt.signed_requests = signed_default || (opt.smoke && i == 1);
-        if (opt.smoke && i == 1) tg->label = s->label = "fakes3 --data-dir (SigV4)";
+        if (opt.smoke && i == 1)
+            tg->label = s->label = "fakes3 --data-dir (SigV4)";
         int rc;
         if (tg->is_s3rver) {
             char *dir = fmt("%s/s3rver", tmp);
             char *js = fmt("%s/node_modules/s3rver/bin/s3rver.js", opt.s3rver_prefix);
             /* s3rver makes its continuation tokens with DES, which Node 17+ (OpenSSL 3) has only
              * in the legacy provider: without it every truncated listing is a 500. */
-            char *av[] = {"node", "--openssl-legacy-provider", js, "-d", dir, "-a", "127.0.0.1",
-                          "-p", "0", "--silent", NULL};
+            char *av[] = {"node",      "--openssl-legacy-provider",
+                          js,          "-d",
+                          dir,         "-a",
+                          "127.0.0.1", "-p",
+                          "0",         "--silent",
+                          NULL};
             rc = start_server(s, av, "S3rver listening on");
             free(js);
             free(dir);
@@ -1239,7 +1395,8 @@ int main(int argc, char **argv) {
                 av[k++] = "--data-dir";
                 av[k++] = dir;
             }
-            if (tg->fsync_variant) av[k++] = "--fsync";
+            if (tg->fsync_variant)
+                av[k++] = "--fsync";
             av[k] = NULL;
             rc = start_server(s, av, "listening on");
             free(dir);
@@ -1250,13 +1407,15 @@ int main(int argc, char **argv) {
         }
         run_target(tg);
         stop_server(s);
-        if (!tg->ok) failed = 1;
+        if (!tg->ok)
+            failed = 1;
     }
     opt.signed_requests = signed_default;
 
     print_results(ts, n);
     print_aims(ts, n);
-    if (opt.smoke) printf("\n(a smoke run: its figures say nothing)\n");
+    if (opt.smoke)
+        printf("\n(a smoke run: its figures say nothing)\n");
 
     for (int i = 0; i < MAX_SLOTS; i++) {
         curl_easy_cleanup(slots[i].h);
@@ -1269,11 +1428,13 @@ int main(int argc, char **argv) {
         rm_rf(tmp);
     else
         printf("kept %s\n", tmp);
-    for (int i = 0; i < n; i++) free(ts[i].srv.err_path);
+    for (int i = 0; i < n; i++)
+        free(ts[i].srv.err_path);
     tmp_dir = NULL;
     free(tmp);
     free(small_body);
     free(big_body);
-    if (failed) fprintf(stderr, "bench_fakes3: something failed (see above)\n");
+    if (failed)
+        fprintf(stderr, "bench_fakes3: something failed (see above)\n");
     return failed ? 1 : 0;
 }
