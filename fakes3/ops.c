@@ -348,28 +348,41 @@ static fs3_code begin_put_object(fs3_req *r)
     return FS3_OK;
 }
 
-static void apply_put_object(fs3_req *r)
+/*
+ * Ends a streamed upload body (PutObject, UploadPart): checks Content-MD5 and any x-amz-checksum-*
+ * against what arrived, and writes the MD5 ETag (hex) into etag. On failure the error response is
+ * set and the code returned.
+ */
+fs3_code fs3_ops_finish_body(fs3_req *r, char etag[FS3_ETAG_MAX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(r->md5, md, &mdlen);
     if (r->has_content_md5 && (mdlen != 16 || memcmp(md, r->content_md5, 16) != 0)) {
         fs3_resp_error(r, FS3_BAD_DIGEST, NULL, NULL, 0);
-        return;
+        return FS3_BAD_DIGEST;
     }
     fs3_ck_alg alg;
     const char *ck_value;
-    if (fs3_ops_request_checksum(r, &alg, &ck_value) != FS3_OK)
-        return;
+    fs3_code rc = fs3_ops_request_checksum(r, &alg, &ck_value);
+    if (rc != FS3_OK)
+        return rc;
     char ck[FS3_CK_B64_MAX];
     if (alg != FS3_CK_NONE && (fs3_put_checksum(r->put, ck) != 0 ||
                                fs3_ops_verify_checksum(r, alg, ck_value, ck) != FS3_OK)) {
         if (!r->code)
             fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
-        return;
+        return FS3_BAD_DIGEST;
     }
-    char etag[FS3_ETAG_MAX];
     lv_hex_encode(md, 16, etag);
+    return FS3_OK;
+}
+
+static void apply_put_object(fs3_req *r)
+{
+    char etag[FS3_ETAG_MAX];
+    if (fs3_ops_finish_body(r, etag) != FS3_OK)
+        return;
     fs3_write_cond cond = {fs3_req_header(r, "If-Match"), fs3_req_header(r, "If-None-Match")};
     fs3_put *p = r->put;
     r->put = NULL; /* commit consumes it */

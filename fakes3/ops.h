@@ -36,6 +36,10 @@ fs3_code fs3_ops_content_md5(fs3_req *r);
  * *value), or an x-amz-trailer naming one (*value NULL: it comes after the body). FS3_CK_NONE in
  * *alg when there is none. Answers InvalidRequest for two algorithms or a malformed value.
  */
+/* Ends a streamed upload body: Content-MD5 and x-amz-checksum-* checked, the MD5 ETag into etag;
+ * on failure the error response is set. */
+fs3_code fs3_ops_finish_body(fs3_req *r, char etag[FS3_ETAG_MAX]);
+
 fs3_code fs3_ops_request_checksum(fs3_req *r, fs3_ck_alg *alg, const char **value);
 
 /*

@@ -158,26 +158,9 @@ fs3_code fs3_begin_upload_part(fs3_req *r)
 
 void fs3_apply_upload_part(fs3_req *r)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(r->md5, md, &mdlen);
-    if (r->has_content_md5 && (mdlen != 16 || memcmp(md, r->content_md5, 16) != 0)) {
-        fs3_resp_error(r, FS3_BAD_DIGEST, NULL, NULL, 0);
-        return;
-    }
-    fs3_ck_alg alg;
-    const char *ck_value;
-    if (fs3_ops_request_checksum(r, &alg, &ck_value) != FS3_OK)
-        return;
-    char ck[FS3_CK_B64_MAX];
-    if (alg != FS3_CK_NONE && (fs3_put_checksum(r->put, ck) != 0 ||
-                               fs3_ops_verify_checksum(r, alg, ck_value, ck) != FS3_OK)) {
-        if (!r->code)
-            fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
-        return;
-    }
     char etag[FS3_ETAG_MAX];
-    lv_hex_encode(md, 16, etag);
+    if (fs3_ops_finish_body(r, etag) != FS3_OK)
+        return;
     fs3_put *p = r->put;
     r->put = NULL; /* the commit consumes it */
     fs3_code rc = fs3_store_part_commit(r->store, p, etag, r->store_headers, r->n_store_headers,

@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "hex.h"
 
 static const char *const op_names[FS3_OP_COUNT] = {
     [FS3_OP_UNKNOWN] = "Unknown",
@@ -43,17 +44,6 @@ const char *fs3_op_name(fs3_op op)
 
 /* ---- query ----------------------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes s[0..n) (%XX, '+' as space) into a new NUL-terminated string. */
 static char *form_decode(const char *s, size_t n, size_t *out_len)
 {
@@ -62,8 +52,9 @@ static char *form_decode(const char *s, size_t n, size_t *out_len)
         return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            d[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && lv_hex_digit(s[i + 1]) >= 0 &&
+            lv_hex_digit(s[i + 2]) >= 0) {
+            d[o++] = (char)(lv_hex_digit(s[i + 1]) * 16 + lv_hex_digit(s[i + 2]));
             i += 2;
         } else if (s[i] == '+') {
             d[o++] = ' ';
