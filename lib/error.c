@@ -23,6 +23,12 @@ const char *lv_strerror(lv_err code)
         return "not found";
     case LV_EUNSUPPORTED:
         return "unsupported";
+    case LV_ENET:
+        return "remote store failed";
+    case LV_ECONFLICT:
+        return "conditional write conflict";
+    case LV_EACCESS:
+        return "access denied";
     }
     return "unknown error";
 }

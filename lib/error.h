@@ -22,7 +22,10 @@ typedef enum lv_err {
     LV_EIO,         /* the operating system refused a read, write, open or sync */
     LV_ENOMEM,      /* an allocation failed */
     LV_ENOTFOUND,   /* the thing asked for does not exist */
-    LV_EUNSUPPORTED /* valid, but a version or feature we do not handle */
+    LV_EUNSUPPORTED, /* valid, but a version or feature we do not handle */
+    LV_ENET,         /* a remote store failed or could not be reached (after any retries) */
+    LV_ECONFLICT,    /* a conditional write lost: the object exists or changed (HTTP 412/409) */
+    LV_EACCESS       /* the remote store refused the credentials or the request (HTTP 403) */
 } lv_err;
 
 /* A static, human-readable name for a category ("corrupt input"); never NULL. */
