@@ -32,7 +32,7 @@
  *     bucket=GLOB  key=GLOB        fnmatch(3) globs; '*' crosses '/'
  *     range=yes|no                 the request has a Range header, or has none
  *     header=NAME  header=NAME:VALUE   the header is present (with exactly VALUE)
- *     nth=N                        only the Nth matching request (1-based); same as after=N-1 times=1
+ *     nth=N                        only the Nth matching request (1-based): after=N-1 times=1
  *   modifiers and limits
  *     delay=DUR  jitter=DUR        wait DUR (plus uniform 0..jitter) before the action, any action
  *     p=PROB                       fire with probability PROB (0..1) on each match

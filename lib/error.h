@@ -16,12 +16,12 @@
 
 typedef enum lv_err {
     LV_OK = 0,
-    LV_EINVAL,      /* a bad argument or a call out of order: the caller's mistake */
-    LV_ECORRUPT,    /* input that is not what it claims to be (bad magic, bad sizes, bad order) */
-    LV_ECHECKSUM,   /* well-formed input whose checksum does not match */
-    LV_EIO,         /* the operating system refused a read, write, open or sync */
-    LV_ENOMEM,      /* an allocation failed */
-    LV_ENOTFOUND,   /* the thing asked for does not exist */
+    LV_EINVAL,       /* a bad argument or a call out of order: the caller's mistake */
+    LV_ECORRUPT,     /* input that is not what it claims to be (bad magic, bad sizes, bad order) */
+    LV_ECHECKSUM,    /* well-formed input whose checksum does not match */
+    LV_EIO,          /* the operating system refused a read, write, open or sync */
+    LV_ENOMEM,       /* an allocation failed */
+    LV_ENOTFOUND,    /* the thing asked for does not exist */
     LV_EUNSUPPORTED, /* valid, but a version or feature we do not handle */
     LV_ENET,         /* a remote store failed or could not be reached (after any retries) */
     LV_ECONFLICT,    /* a conditional write lost: the object exists or changed (HTTP 412/409) */

@@ -115,15 +115,14 @@ void replica_meta_free(replica_meta *m, size_t n);
  * Writes a whole LTX file at level (its TXIDs and timestamp taken from its header).
  * if_absent: fail with LV_ECONFLICT when the file exists (S3 If-None-Match: *; file: link(2)).
  */
-lv_err replica_write(replica *r, int level, const void *data, size_t len, int if_absent,
-                     char *err);
+lv_err replica_write(replica *r, int level, const void *data, size_t len, int if_absent, char *err);
 /* Deletes files (S3: DeleteObjects in batches of 1000). Missing files are not an error. */
 lv_err replica_delete(replica *r, const replica_file *files, size_t n, char *err);
 
 /* The restore plan: which files, applied in order, give the state at a TXID. */
 typedef struct replica_target {
-    uint64_t txid;    /* 0: the latest */
-    int64_t time_ms;  /* 0: none; else the last state created at or before this time */
+    uint64_t txid;   /* 0: the latest */
+    int64_t time_ms; /* 0: none; else the last state created at or before this time */
 } replica_target;
 
 typedef struct replica_plan {

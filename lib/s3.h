@@ -78,7 +78,8 @@ void s3_config_from_env(s3_config *c);
 
 typedef struct s3_client s3_client;
 
-/* A client for cfg (strings copied). Errors: LV_EINVAL for a bad endpoint. Free with s3_client_free. */
+/* A client for cfg (strings copied). Errors: LV_EINVAL for a bad endpoint. Free with
+ * s3_client_free. */
 lv_err s3_client_new(const s3_config *cfg, s3_client **out, char *err);
 void s3_client_free(s3_client *c);
 /* "http://127.0.0.1:9000" (what error messages name). Valid while c lives. */
@@ -94,15 +95,15 @@ typedef struct s3_header {
 
 /* What came back for one operation. */
 typedef struct s3_result {
-    lv_err err;        /* LV_OK; LV_ENOTFOUND (404 NoSuchKey/NoSuchBucket); LV_ECONFLICT (412,
-                        * 409); LV_EACCESS (403); LV_EINVAL (416, other 4xx); LV_ENET */
-    int status;        /* the last HTTP status (0: no response) */
-    char code[64];     /* S3 error code of the last response, or "" */
-    char etag[80];     /* ETag as sent, with its quotes */
-    uint64_t size;     /* the object's whole size (from Content-Range or Content-Length) */
-    int64_t mtime_ms;  /* Last-Modified, ms since the epoch (0 when absent) */
-    unsigned attempts; /* how many were made */
-    int recovered;     /* PUT: a lost response was recognised as ours (see the top) */
+    lv_err err;          /* LV_OK; LV_ENOTFOUND (404 NoSuchKey/NoSuchBucket); LV_ECONFLICT (412,
+                          * 409); LV_EACCESS (403); LV_EINVAL (416, other 4xx); LV_ENET */
+    int status;          /* the last HTTP status (0: no response) */
+    char code[64];       /* S3 error code of the last response, or "" */
+    char etag[80];       /* ETag as sent, with its quotes */
+    uint64_t size;       /* the object's whole size (from Content-Range or Content-Length) */
+    int64_t mtime_ms;    /* Last-Modified, ms since the epoch (0 when absent) */
+    unsigned attempts;   /* how many were made */
+    int recovered;       /* PUT: a lost response was recognised as ours (see the top) */
     char msg[LV_ERRLEN]; /* the failure in one line, naming operation, key, status and code */
 } s3_result;
 
@@ -152,7 +153,8 @@ lv_err s3_get(s3_client *c, const char *bucket, const char *key, uint64_t off, u
               lv_buf *out, s3_result *res, char *err);
 lv_err s3_head(s3_client *c, const char *bucket, const char *key, s3_result *res, char *err);
 lv_err s3_put(s3_client *c, const char *bucket, const char *key, const void *body, size_t len,
-              const s3_op *opts, s3_result *res, char *err); /* opts: conditions, headers; may be NULL */
+              const s3_op *opts, s3_result *res,
+              char *err); /* opts: conditions, headers; may be NULL */
 
 /* One entry of a listing. */
 typedef struct s3_entry {
