@@ -891,6 +891,8 @@ fs3_code fs3_op_begin(fs3_req *r)
         return fs3_begin_upload_part(r);
     case FS3_OP_COMPLETE_MULTIPART_UPLOAD:
         return fs3_begin_complete_multipart(r);
+    case FS3_OP_ADMIN_FAULTS:
+        return fs3_begin_admin_faults(r);
     default:
         r->body_kind = FS3_BODY_DISCARD;
         return FS3_OK;
@@ -966,6 +968,9 @@ void fs3_op_apply(fs3_req *r)
         break;
     case FS3_OP_LIST_MULTIPART_UPLOADS:
         fs3_apply_list_uploads(r);
+        break;
+    case FS3_OP_ADMIN_FAULTS:
+        fs3_apply_admin_faults(r);
         break;
     default:
         fs3_resp_error(r, FS3_NOT_IMPLEMENTED, NULL, NULL, 0);

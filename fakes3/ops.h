@@ -110,4 +110,8 @@ void fs3_apply_list_uploads(fs3_req *r);
 /* The part number of an UploadPart(Copy) request, 1..10000; answers InvalidArgument if not. */
 fs3_code fs3_ops_part_number(fs3_req *r, int *number);
 
+/* admin_faults.c: /_fakes3/faults (the fault engine's run-time control). */
+fs3_code fs3_begin_admin_faults(fs3_req *r);
+void fs3_apply_admin_faults(fs3_req *r);
+
 #endif

@@ -33,6 +33,7 @@ static const char *const op_names[FS3_OP_COUNT] = {
     [FS3_OP_LIST_PARTS] = "ListParts",
     [FS3_OP_LIST_MULTIPART_UPLOADS] = "ListMultipartUploads",
     [FS3_OP_GET_OBJECT_TAGGING] = "GetObjectTagging",
+    [FS3_OP_ADMIN_FAULTS] = "AdminFaults",
     [FS3_OP_BUCKET_SUBRESOURCE] = "BucketSubresource",
     [FS3_OP_OBJECT_SUBRESOURCE] = "ObjectSubresource",
 };
@@ -214,6 +215,16 @@ fs3_code fs3_route_request(const char *method, const char *path, size_t path_len
         }
         if (rest_len == 13 && memcmp(rest + 8, "stats", 5) == 0 && strcmp(method, "GET") == 0) {
             out->op = FS3_OP_ADMIN_STATS;
+            return FS3_OK;
+        }
+        /* /_fakes3/faults, and /_fakes3/faults/<id> (the id is left in key) */
+        if (rest_len >= 14 && memcmp(rest + 8, "faults", 6) == 0 &&
+            (rest_len == 14 || rest[14] == '/')) {
+            out->op = FS3_OP_ADMIN_FAULTS;
+            if (rest_len > 15) {
+                out->key = rest + 15;
+                out->key_len = rest_len - 15;
+            }
             return FS3_OK;
         }
         lv_fail(err, LV_ENOTFOUND, "no such admin endpoint");

@@ -42,6 +42,7 @@ typedef enum fs3_op {
     FS3_OP_LIST_PARTS,
     FS3_OP_LIST_MULTIPART_UPLOADS,
     FS3_OP_GET_OBJECT_TAGGING, /* always an empty tag set: fakes3 keeps no tags */
+    FS3_OP_ADMIN_FAULTS,       /* /_fakes3/faults[/<id>]: GET list, POST add, DELETE clear */
     /* recognised, answered 501 NotImplemented */
     FS3_OP_BUCKET_SUBRESOURCE, /* ?acl, ?versioning, ?policy... */
     FS3_OP_OBJECT_SUBRESOURCE, /* ?acl, ?tagging, ?retention... */
