@@ -71,6 +71,8 @@ static void usage(FILE *f)
            "                          operation, bucket, key, range, status, bytes, duration)\n"
            "  --clock-skew SECONDS    run the server's clock this far ahead (negative: behind);\n"
            "                          for testing RequestTimeTooSkewed and expiry\n"
+           "  --bucket NAME           create bucket NAME at start if it is not there\n"
+           "                          (repeatable)\n"
            "  --help                  this text\n"
            "  --version               the version\n"
            "\n"
@@ -116,6 +118,7 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_LOG,
     OPT_SKEW,
+    OPT_BUCKET,
     OPT_HELP,
     OPT_VERSION
 };
@@ -137,6 +140,7 @@ int main(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"log", required_argument, NULL, OPT_LOG},
         {"clock-skew", required_argument, NULL, OPT_SKEW},
+        {"bucket", required_argument, NULL, OPT_BUCKET},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -162,6 +166,8 @@ int main(int argc, char **argv)
 
     int c;
     uint64_t v;
+    const char *buckets[64];
+    size_t n_buckets = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
@@ -225,6 +231,13 @@ int main(int argc, char **argv)
             clk.skew_ms = s * 1000;
             break;
         }
+        case OPT_BUCKET:
+            if (n_buckets == sizeof buckets / sizeof buckets[0]) {
+                fprintf(stderr, "fakes3: at most %zu --bucket flags\n", n_buckets);
+                return 2;
+            }
+            buckets[n_buckets++] = optarg;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -266,6 +279,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "fakes3: %s\n", err);
         fs3_server_stop(srv);
         return 1;
+    }
+    for (size_t i = 0; i < n_buckets; i++) {
+        fs3_code rc = fs3_store_create_bucket(st, buckets[i], real_clock(&clk), err);
+        if (rc != FS3_OK && rc != FS3_BUCKET_ALREADY_OWNED_BY_YOU) {
+            fprintf(stderr, "fakes3: --bucket %s: %s\n", buckets[i],
+                    err[0] ? err : fs3_code_name(rc));
+            fs3_server_stop(srv);
+            fs3_store_close(st);
+            return 1;
+        }
     }
     if (fs3_server_serve(srv, st, err) != LV_OK) {
         fprintf(stderr, "fakes3: %s\n", err);

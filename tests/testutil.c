@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc64.h"
@@ -381,4 +384,111 @@ uint64_t tu_db_checksum_fd(int fd)
     ck_assert_msg(ltx_db_geometry(fd, &ps, &pc, err) == LV_OK, "%s", err);
     ck_assert_msg(ltx_db_checksum_fd(fd, ps, pc, &c, err) == LV_OK, "%s", err);
     return c;
+}
+
+/* ---- a real fakes3 ----------------------------------------------------------------------------
+ */
+
+void tu_fakes3_start(tu_fakes3 *f, const char *const *args)
+{
+    const char *build = getenv("LTXVFS_BUILD_DIR");
+    ck_assert_msg(build != NULL, "LTXVFS_BUILD_DIR is not set");
+    char bin[4096];
+    snprintf(bin, sizeof bin, "%s/fakes3", build);
+    memset(f, 0, sizeof *f);
+    char *out = tu_tmp_path("fakes3.out");
+    snprintf(f->out_path, sizeof f->out_path, "%s", out);
+    free(out);
+
+    const char *argv[64];
+    size_t n = 0, n_args = 0;
+    int has_dir = 0;
+    while (args && args[n_args]) {
+        if (strcmp(args[n_args], "--data-dir") == 0)
+            has_dir = 1;
+        n_args++;
+    }
+    ck_assert_msg(n_args < 48, "too many fakes3 arguments");
+    argv[n++] = bin;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--access-key";
+    argv[n++] = TU_FAKES3_KEY;
+    argv[n++] = "--secret-key";
+    argv[n++] = TU_FAKES3_SECRET;
+    argv[n++] = "--bucket";
+    argv[n++] = TU_FAKES3_BUCKET;
+    if (!has_dir)
+        argv[n++] = "--memory";
+    for (size_t i = 0; i < n_args; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(f->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    f->pid = pid;
+    for (int i = 0; i < 400; i++) {
+        size_t size = 0;
+        uint8_t *text = NULL;
+        FILE *fp = fopen(f->out_path, "rb");
+        if (fp) {
+            fclose(fp);
+            text = tu_read_file(f->out_path, &size);
+        }
+        const char *at = text ? strstr((const char *)text, "listening on ") : NULL;
+        if (at) {
+            at += strlen("listening on ");
+            size_t len = strcspn(at, " \n");
+            ck_assert(len < sizeof f->endpoint);
+            memcpy(f->endpoint, at, len);
+            f->endpoint[len] = 0;
+            free(text);
+            return;
+        }
+        free(text);
+        int status;
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "fakes3 exited at start (see %s)",
+                      f->out_path);
+        struct timespec ts = {0, 25 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("fakes3 did not start in 10 s (see %s)", f->out_path);
+}
+
+void tu_fakes3_stop(tu_fakes3 *f)
+{
+    if (f->pid <= 0)
+        return;
+    int status = 0;
+    kill(f->pid, SIGTERM);
+    ck_assert(waitpid(f->pid, &status, 0) == f->pid);
+    f->pid = 0;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "fakes3 did not stop cleanly (status %d, see %s)", status, f->out_path);
+    unlink(f->out_path);
+    char *slash = strrchr(f->out_path, '/');
+    if (slash) {
+        *slash = 0;
+        rmdir(f->out_path);
+    }
+}
+
+void tu_fakes3_kill(tu_fakes3 *f)
+{
+    if (f->pid <= 0)
+        return;
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    f->pid = 0;
 }

@@ -103,4 +103,24 @@ void tu_resign_ltx(uint8_t *file, size_t size);
 /* A deterministic xorshift64* generator; seed it with any nonzero value. */
 uint64_t tu_rand(uint64_t *state);
 
+/*
+ * A real fakes3 process for a test: build/fakes3 --listen 127.0.0.1:0 with the test keys
+ * (TU_FAKES3_KEY / TU_FAKES3_SECRET), the bucket TU_FAKES3_BUCKET created at start, --memory
+ * unless args has --data-dir, then args (NULL-terminated, may be NULL). Waits for its start-up
+ * line (fails the test after 10 s). endpoint is "http://127.0.0.1:PORT".
+ */
+#define TU_FAKES3_KEY    "testkey"
+#define TU_FAKES3_SECRET "testsecret"
+#define TU_FAKES3_BUCKET "test-bucket"
+typedef struct tu_fakes3 {
+    int pid;
+    char endpoint[64];
+    char out_path[4096]; /* its stdout and stderr, for a failing test to show */
+} tu_fakes3;
+void tu_fakes3_start(tu_fakes3 *f, const char *const *args);
+/* SIGTERM and wait; the test fails unless it exits 0 (a sanitizer report makes it nonzero). */
+void tu_fakes3_stop(tu_fakes3 *f);
+/* SIGKILL and wait (a crash). */
+void tu_fakes3_kill(tu_fakes3 *f);
+
 #endif
