@@ -637,10 +637,9 @@ static unsigned char *big_body;
 static size_t big_size;
 static char small_sha[SIGV4_HEX_LEN + 1], big_sha[SIGV4_HEX_LEN + 1], empty_sha[SIGV4_HEX_LEN + 1];
 
-static int next_put(phase *ph, slot *sl)
+/* The slot's next request is a PUT of the phase's body to sl->url (already written). */
+static int start_put(phase *ph, slot *sl)
 {
-    snprintf(sl->url, sizeof sl->url, "%s/%s/%s%ld", ph->srv->url, BUCKET, ph->key_prefix,
-             ph->counter++);
     sl->kind = K_PUT;
     sl->want_status = 200;
     sl->up = ph->body;
@@ -650,61 +649,53 @@ static int next_put(phase *ph, slot *sl)
     add_signature(sl, ph->body_sha256);
     curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
     return 1;
+}
+
+/* The slot's next request is a GET of sl->url (already written) that must answer status with the
+ * len bytes at expect; range: a Range header value, or NULL. */
+static int start_get(slot *sl, long status, const unsigned char *expect, size_t len,
+                     const char *range)
+{
+    sl->kind = K_GET;
+    sl->want_status = status;
+    sl->expect = expect;
+    sl->expect_len = len;
+    setup_easy(sl, range);
+    add_signature(sl, empty_sha);
+    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
+    return 1;
+}
+
+static int next_put(phase *ph, slot *sl)
+{
+    snprintf(sl->url, sizeof sl->url, "%s/%s/%s%ld", ph->srv->url, BUCKET, ph->key_prefix,
+             ph->counter++);
+    return start_put(ph, sl);
 }
 
 static int next_put_obj(phase *ph, slot *sl)
 {
     snprintf(sl->url, sizeof sl->url, "%s/%s/obj/%04ld", ph->srv->url, BUCKET, ph->counter++);
-    sl->kind = K_PUT;
-    sl->want_status = 200;
-    sl->up = ph->body;
-    sl->up_len = ph->body_len;
-    sl->expect = NULL;
-    setup_easy(sl, NULL);
-    add_signature(sl, ph->body_sha256);
-    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
-    return 1;
+    return start_put(ph, sl);
 }
 
 static int next_put_list_key(phase *ph, slot *sl)
 {
     snprintf(sl->url, sizeof sl->url, "%s/%s/k%05ld", ph->srv->url, LIST_BUCKET, ph->counter++);
-    sl->kind = K_PUT;
-    sl->want_status = 200;
-    sl->up = ph->body;
-    sl->up_len = ph->body_len;
-    sl->expect = NULL;
-    setup_easy(sl, NULL);
-    add_signature(sl, ph->body_sha256);
-    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
-    return 1;
+    return start_put(ph, sl);
 }
 
 static int next_get_small(phase *ph, slot *sl)
 {
     snprintf(sl->url, sizeof sl->url, "%s/%s/obj/%04ld", ph->srv->url, BUCKET,
              (long)(rnd() % (uint64_t)ph->n_keys));
-    sl->kind = K_GET;
-    sl->want_status = 200;
-    sl->expect = small_body;
-    sl->expect_len = SMALL_SIZE;
-    setup_easy(sl, NULL);
-    add_signature(sl, empty_sha);
-    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
-    return 1;
+    return start_get(sl, 200, small_body, SMALL_SIZE, NULL);
 }
 
 static int next_get_big(phase *ph, slot *sl)
 {
     snprintf(sl->url, sizeof sl->url, "%s/%s/big", ph->srv->url, BUCKET);
-    sl->kind = K_GET;
-    sl->want_status = 200;
-    sl->expect = big_body;
-    sl->expect_len = big_size;
-    setup_easy(sl, NULL);
-    add_signature(sl, empty_sha);
-    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
-    return 1;
+    return start_get(sl, 200, big_body, big_size, NULL);
 }
 
 static int next_get_range(phase *ph, slot *sl)
@@ -712,16 +703,9 @@ static int next_get_range(phase *ph, slot *sl)
     size_t blocks = big_size / SMALL_SIZE;
     size_t off = (size_t)(rnd() % blocks) * SMALL_SIZE;
     snprintf(sl->url, sizeof sl->url, "%s/%s/big", ph->srv->url, BUCKET);
-    sl->kind = K_GET;
-    sl->want_status = 206;
-    sl->expect = big_body + off;
-    sl->expect_len = SMALL_SIZE;
     char range[64];
     snprintf(range, sizeof range, "bytes=%zu-%zu", off, off + SMALL_SIZE - 1);
-    setup_easy(sl, range);
-    add_signature(sl, empty_sha);
-    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
-    return 1;
+    return start_get(sl, 206, big_body + off, SMALL_SIZE, range);
 }
 
 static void url_encode(const char *in, char *out, size_t cap)
@@ -871,15 +855,7 @@ static int untimed(const server *s, int c, long count, next_fn next, const char 
 static int next_put_fixed(phase *ph, slot *sl)
 {
     snprintf(sl->url, sizeof sl->url, "%s/%s/%s", ph->srv->url, BUCKET, ph->key_prefix);
-    sl->kind = K_PUT;
-    sl->want_status = 200;
-    sl->up = ph->body;
-    sl->up_len = ph->body_len;
-    sl->expect = NULL;
-    setup_easy(sl, NULL);
-    add_signature(sl, ph->body_sha256);
-    curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs);
-    return 1;
+    return start_put(ph, sl);
 }
 
 static void run_target(target *t)

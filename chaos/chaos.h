@@ -14,8 +14,9 @@
  *     latency DUR                  wait DUR, then serve normally
  *     latency p50=DUR p99=DUR ...  wait a duration drawn from the percentiles given (linear
  *                                  between them; p0 defaults to 0, p100 to the largest given)
- *     error STATUS [CODE [MESSAGE]] answer STATUS with S3 error CODE and MESSAGE (quoted if it
- *                                  has spaces; defaults: S3's for the status, e.g. 503 SlowDown)
+ *     error STATUS [CODE [MESSAGE]] answer STATUS (200..599; 1xx is refused, it is no final
+ *                                  answer) with S3 error CODE and MESSAGE (quoted if it has
+ *                                  spaces; defaults: S3's for the status, e.g. 503 SlowDown)
  *     reset                        TCP RST, no response (SO_LINGER 0 and close)
  *     close                        close the connection cleanly without a response
  *     truncate BYTES               announce the full Content-Length, send BYTES of the body, close
@@ -48,10 +49,20 @@
  *     lost-response op=PutObject key=*.ltx nth=2
  *     crash after op=CompleteMultipartUpload
  *
- * Determinism: each rule counts the requests that match it (its sequence). A decision depends only
- * on the seed, the rule's id and the request's number in that sequence: the probability draw and
- * the jitter are hash(seed, rule id, n), never a shared generator that thread timing could
- * reorder. Given the same seed, rules and sequence of requests, the decisions are the same.
+ * Which rule fires: the rules are scanned in order and the first one that matches and passes its
+ * limits fires; that ends the scan. A rule counts a request (its "matched", which after=, nth=
+ * and the draws use) only when the scan reaches it: the rules after the one that fired do not
+ * count that request, so "error 503 nth=2" placed after a rule that fired on some requests sees
+ * only the requests that got past it.
+ *
+ * Determinism: each rule numbers the requests it counts (its sequence). A decision depends only
+ * on the seed, the rule's id and the request's number n in that sequence: the probability draw
+ * and the jitter are hash(seed, rule id, n), never a shared generator. What replays: the same
+ * seed and rules with the same sequence of requests in the same order (one client sending one
+ * request at a time; a scenario replayed step by step) give the same decisions, run after run.
+ * What does not: requests sent concurrently take their positions in the order they reach the
+ * engine, which thread timing decides; the set of decisions for positions 1..N is the same, but
+ * which request gets which position (and so which one is failed) may differ from run to run.
  *
  * Threads: an engine may be called from any number of threads at once; one mutex guards the rules
  * and their counters (a decision is a short scan, no I/O, no sleep in the lock).
@@ -131,22 +142,32 @@ lv_err chaos_engine_add(chaos_engine *e, const char *rule, uint64_t *id, char *e
  */
 lv_err chaos_engine_add_text(chaos_engine *e, const char *text, size_t len, char *err);
 lv_err chaos_engine_load_file(chaos_engine *e, const char *path, char *err);
+/*
+ * As chaos_engine_add_text, and says which ids the rules got: they are consecutive, from
+ * *first_id to *first_id + *count - 1 (either pointer may be NULL; a text without rules gives
+ * *count 0 and *first_id 0). The rules are added under one lock: a decision sees all or none.
+ */
+lv_err chaos_engine_add_text_ids(chaos_engine *e, const char *text, size_t len, uint64_t *first_id,
+                                 size_t *count, char *err);
 /* Removes rule id: LV_OK, or LV_ENOTFOUND. */
 lv_err chaos_engine_remove(chaos_engine *e, uint64_t id, char *err);
 /* Removes every rule. */
 void chaos_engine_clear(chaos_engine *e);
-/* Rules in the engine (expired ones included until they are listed or cleared). */
+/* Rules in the engine (expired ones included until the next decision, remove or clear). */
 size_t chaos_engine_count(const chaos_engine *e);
 
 /*
  * Appends the rules as JSON to out:
  * {"seed":N,"rules":[{"id":1,"rule":"<canonical text>","matched":M,"fired":F,"expired":false},...]}
+ * Listing changes nothing but marks: a rule past its for= is listed "expired":true with its final
+ * counts, by every lister, until the next decision (or remove, or clear) drops it.
  */
 void chaos_engine_list_json(chaos_engine *e, lv_buf *out);
 
 /*
- * The decision for req: scans the rules in order; each rule whose match holds counts the request,
- * and the first one that then passes its limits fires and fills *out. Returns out->action.
+ * The decision for req: scans the rules in order; each rule reached whose match holds counts the
+ * request, and the first one that then passes its limits fires, fills *out and ends the scan
+ * (the rules after it do not count this request). Returns out->action. Drops expired rules.
  * Cheap when no rule matches (a test of the operation name per rule; no allocation).
  */
 chaos_action chaos_engine_decide(chaos_engine *e, const chaos_request *req, chaos_decision *out);

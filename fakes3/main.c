@@ -9,8 +9,18 @@
  * every connection and joining its thread: an upload cut off is discarded, never half stored), then
  * closes the store.
  *
+ * Faults: the fault engine (chaos/chaos.h) is made here, seeded with --seed (default: from the
+ * time and the process id, printed in the start-up line so that a run can be replayed), and
+ * loaded with the rules of the command line in this order: every --fault RULE and --faults FILE
+ * as they come, then the shortcuts --error-rate P ("error 503 SlowDown p=P") and
+ * --latency/--jitter ("latency DUR jitter=J"). Rules are checked in order and the first that
+ * fires decides, so a specific --fault rule wins over the blanket shortcuts, and a request that
+ * draws the --error-rate error gets it at once, while the others get the latency.
+ *
+ * `fakes3 ctl ...` is the admin client (chaos/ctl.c), not the server.
+ *
  * Exit status: 0 after a clean shutdown, 1 when start-up fails (port taken, data directory
- * unusable), 2 for a bad command line.
+ * unusable), 2 for a bad command line (a rule that does not parse included).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,7 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "chaos.h"
+#include "ctl.h"
 #include "error.h"
 #include "server.h"
 #include "store.h"
@@ -73,6 +86,21 @@ static void usage(FILE *f)
            "                          for testing RequestTimeTooSkewed and expiry\n"
            "  --bucket NAME           create bucket NAME at start if it is not there\n"
            "                          (repeatable)\n"
+           "\n"
+           "Faults (rule syntax: docs/chaos.md; checked in order, the first that fires decides):\n"
+           "  --fault RULE            a fault rule, e.g. \"error 500 op=PutObject nth=3\"\n"
+           "                          (repeatable; kept in command-line order with --faults)\n"
+           "  --faults FILE           the rules of FILE, one per line (# comments)\n"
+           "  --error-rate P          shortcut: \"error 503 SlowDown p=P\" on any operation,\n"
+           "                          after the rules above\n"
+           "  --latency DUR           shortcut: \"latency DUR\" on every request (40ms, 1.5s),\n"
+           "                          last, so a request not given an error is delayed\n"
+           "  --jitter DUR            with --latency: plus a uniform 0..DUR\n"
+           "  --seed N                seed of every random draw (default: from the time,\n"
+           "                          printed at start); same seed, rules and requests: same\n"
+           "                          faults\n"
+           "  Change them while running: GET/POST/DELETE /_fakes3/faults, or fakes3 ctl\n"
+           "  (fakes3 ctl --help).\n"
            "  --help                  this text\n"
            "  --version               the version\n"
            "\n"
@@ -119,12 +147,99 @@ enum {
     OPT_LOG,
     OPT_SKEW,
     OPT_BUCKET,
+    OPT_FAULT,
+    OPT_FAULTS,
+    OPT_ERROR_RATE,
+    OPT_LATENCY,
+    OPT_JITTER,
+    OPT_SEED,
     OPT_HELP,
     OPT_VERSION
 };
 
+/* A --fault RULE or --faults FILE, in command-line order. */
+typedef struct fault_arg {
+    int is_file;
+    const char *text;
+} fault_arg;
+
+/* The engine with the command line's rules, or NULL after printing what is wrong. */
+static chaos_engine *make_engine(uint64_t seed, const fault_arg *fa, size_t n_fa,
+                                 const char *error_rate, const char *latency, const char *jitter)
+{
+    char err[LV_ERRLEN] = "", rule[512];
+    /* a shortcut's value is one word of the rule it makes, never more words or a comment */
+    const char *word[3][2] = {
+        {"--error-rate", error_rate}, {"--latency", latency}, {"--jitter", jitter}};
+    for (int i = 0; i < 3; i++) {
+        if (word[i][1] && (!*word[i][1] || strpbrk(word[i][1], " \t\r\n#=\""))) {
+            fprintf(stderr, "fakes3: %s \"%s\": want one value (0.05, 40ms)\n", word[i][0],
+                    word[i][1]);
+            return NULL;
+        }
+    }
+    chaos_engine *e = chaos_engine_new(seed, NULL, NULL);
+    if (!e) {
+        fprintf(stderr, "fakes3: out of memory\n");
+        return NULL;
+    }
+    for (size_t i = 0; i < n_fa; i++) {
+        if (fa[i].is_file) {
+            if (chaos_engine_load_file(e, fa[i].text, err) != LV_OK) {
+                /* the engine's message may name the file already */
+                if (strncmp(err, fa[i].text, strlen(fa[i].text)) == 0)
+                    fprintf(stderr, "fakes3: --faults %s\n", err);
+                else
+                    fprintf(stderr, "fakes3: --faults %s: %s\n", fa[i].text, err);
+                goto fail;
+            }
+        } else if (chaos_engine_add(e, fa[i].text, NULL, err) != LV_OK) {
+            fprintf(stderr, "fakes3: --fault \"%s\": %s\n", fa[i].text, err);
+            goto fail;
+        }
+    }
+    if (error_rate) {
+        snprintf(rule, sizeof rule, "error 503 SlowDown p=%s", error_rate);
+        if (chaos_engine_add(e, rule, NULL, err) != LV_OK) {
+            fprintf(stderr, "fakes3: --error-rate %s: %s\n", error_rate, err);
+            goto fail;
+        }
+    }
+    if (latency || jitter) {
+        snprintf(rule, sizeof rule, "latency %s%s%s", latency ? latency : "0",
+                 jitter ? " jitter=" : "", jitter ? jitter : "");
+        if (chaos_engine_add(e, rule, NULL, err) != LV_OK) {
+            fprintf(stderr, "fakes3: --latency %s%s%s: %s\n", latency ? latency : "0",
+                    jitter ? " --jitter " : "", jitter ? jitter : "", err);
+            goto fail;
+        }
+    }
+    return e;
+fail:
+    chaos_engine_free(e);
+    return NULL;
+}
+
+/* Without --seed: different each run (time and pid), and printed so the run can be replayed. */
+static uint64_t default_seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
+    /* splitmix64's finaliser, so that close start times give unrelated seeds */
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    return x % 1000000000000ull; /* short enough to type */
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return chaos_ctl_main(argc - 1, argv + 1);
+
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -141,6 +256,12 @@ int main(int argc, char **argv)
         {"log", required_argument, NULL, OPT_LOG},
         {"clock-skew", required_argument, NULL, OPT_SKEW},
         {"bucket", required_argument, NULL, OPT_BUCKET},
+        {"fault", required_argument, NULL, OPT_FAULT},
+        {"faults", required_argument, NULL, OPT_FAULTS},
+        {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
+        {"latency", required_argument, NULL, OPT_LATENCY},
+        {"jitter", required_argument, NULL, OPT_JITTER},
+        {"seed", required_argument, NULL, OPT_SEED},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -168,6 +289,12 @@ int main(int argc, char **argv)
     uint64_t v;
     const char *buckets[64];
     size_t n_buckets = 0;
+    fault_arg fault_args[256];
+    size_t n_fault_args = 0;
+    const char *error_rate = NULL, *latency = NULL, *jitter = NULL;
+    uint64_t seed = 0;
+    int has_seed = 0;
+
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
@@ -238,6 +365,34 @@ int main(int argc, char **argv)
             }
             buckets[n_buckets++] = optarg;
             break;
+        case OPT_FAULT:
+        case OPT_FAULTS:
+            if (n_fault_args == sizeof fault_args / sizeof fault_args[0]) {
+                fprintf(stderr,
+                        "fakes3: at most %zu --fault and --faults flags (put the rules in a "
+                        "--faults file)\n",
+                        n_fault_args);
+                return 2;
+            }
+            fault_args[n_fault_args].is_file = c == OPT_FAULTS;
+            fault_args[n_fault_args++].text = optarg;
+            break;
+        case OPT_ERROR_RATE:
+            error_rate = optarg;
+            break;
+        case OPT_LATENCY:
+            latency = optarg;
+            break;
+        case OPT_JITTER:
+            jitter = optarg;
+            break;
+        case OPT_SEED:
+            if (parse_u64(optarg, &seed) != 0) {
+                fprintf(stderr, "fakes3: --seed %s: want a number (0..2^64-1)\n", optarg);
+                return 2;
+            }
+            has_seed = 1;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -258,6 +413,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "fakes3: --region, --access-key and --secret-key must not be empty\n");
         return 2;
     }
+    if (!has_seed)
+        seed = default_seed();
+    chaos_engine *faults = make_engine(seed, fault_args, n_fault_args, error_rate, latency, jitter);
+    if (!faults)
+        return 2;
+    cfg.faults = faults;
 
     /* every thread made from here on inherits this mask: only sigwait below sees the signals */
     sigset_t stop_signals;
@@ -272,12 +433,14 @@ int main(int argc, char **argv)
     fs3_server *srv = NULL;
     if (fs3_server_bind(&cfg, &srv, err) != LV_OK) {
         fprintf(stderr, "fakes3: %s\n", err);
+        chaos_engine_free(faults);
         return 1;
     }
     fs3_store *st = NULL;
     if (fs3_store_open(&so, &st, err) != FS3_OK) {
         fprintf(stderr, "fakes3: %s\n", err);
         fs3_server_stop(srv);
+        chaos_engine_free(faults);
         return 1;
     }
     for (size_t i = 0; i < n_buckets; i++) {
@@ -287,6 +450,7 @@ int main(int argc, char **argv)
                     err[0] ? err : fs3_code_name(rc));
             fs3_server_stop(srv);
             fs3_store_close(st);
+            chaos_engine_free(faults);
             return 1;
         }
     }
@@ -294,17 +458,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "fakes3: %s\n", err);
         fs3_server_stop(srv);
         fs3_store_close(st);
+        chaos_engine_free(faults);
         return 1;
     }
     size_t nb = 0, no = 0;
     fs3_store_counts(st, &nb, &no);
-    if (so.memory)
-        printf("fakes3 listening on http://%s (memory store, region %s%s)\n",
-               fs3_server_address(srv), cfg.region, cfg.anonymous ? ", anonymous" : "");
+    char fault_note[96];
+    size_t n_rules = chaos_engine_count(faults);
+    if (n_rules)
+        snprintf(fault_note, sizeof fault_note, "; seed %llu, %zu fault rule%s",
+                 (unsigned long long)seed, n_rules, n_rules == 1 ? "" : "s");
     else
-        printf("fakes3 listening on http://%s (data %s: %zu buckets, %zu objects%s; region %s%s)\n",
-               fs3_server_address(srv), so.dir, nb, no, so.fsync ? ", fsync" : "", cfg.region,
-               cfg.anonymous ? ", anonymous" : "");
+        snprintf(fault_note, sizeof fault_note, "; seed %llu", (unsigned long long)seed);
+    if (so.memory)
+        printf("fakes3 listening on http://%s (memory store, region %s%s%s)\n",
+               fs3_server_address(srv), cfg.region, cfg.anonymous ? ", anonymous" : "", fault_note);
+    else
+        printf(
+            "fakes3 listening on http://%s (data %s: %zu buckets, %zu objects%s; region %s%s%s)\n",
+            fs3_server_address(srv), so.dir, nb, no, so.fsync ? ", fsync" : "", cfg.region,
+            cfg.anonymous ? ", anonymous" : "", fault_note);
     fflush(stdout);
 
     int sig = 0;
@@ -313,5 +486,6 @@ int main(int argc, char **argv)
     fprintf(stderr, "fakes3: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     fs3_server_stop(srv);
     fs3_store_close(st);
+    chaos_engine_free(faults);
     return 0;
 }

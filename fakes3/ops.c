@@ -6,8 +6,10 @@
  * ListObjectsV2, PutObject, GetObject, HeadObject, DeleteObject, the admin endpoints
  * /_fakes3/health and /_fakes3/stats, the helpers ops.h shares, and the dispatch. CopyObject and
  * UploadPartCopy are in ops_copy.c, DeleteObjects in ops_delete.c, the multipart upload in
- * ops_multipart.c. GetObjectTagging answers an empty tag set; other bucket and object sub-resources
- * (?acl, ?policy...) answer 501 NotImplemented.
+ * ops_multipart.c. GetObject/HeadObject serve ?partNumber=N. GetObjectTagging answers an empty tag
+ * set, GetBucketVersioning an empty configuration, GetBucketAcl / GetObjectAcl the owner with
+ * FULL_CONTROL; other bucket and object sub-resources (?policy, PUT ?acl...) answer 501
+ * NotImplemented, naming the sub-resource.
  *
  * Threads: each call works on one request, on its connection's thread; shared state is the store.
  */
@@ -41,14 +43,15 @@ static const char *const stored_headers[] = {"content-type",
                                              "x-amz-website-redirect-location",
                                              NULL};
 
-static int is_stored_header(const char *lname, int with_checksums)
+/* Whether a request header (any case) is stored with the object. */
+static int is_stored_header(const char *name, int with_checksums)
 {
-    if (strncmp(lname, "x-amz-meta-", 11) == 0)
+    if (strncasecmp(name, "x-amz-meta-", 11) == 0)
         return 1;
-    if (fs3_ck_from_header(lname) != FS3_CK_NONE)
+    if (fs3_ck_from_header(name) != FS3_CK_NONE)
         return with_checksums;
     for (size_t i = 0; stored_headers[i]; i++)
-        if (strcmp(lname, stored_headers[i]) == 0)
+        if (strcasecmp(name, stored_headers[i]) == 0)
             return 1;
     return 0;
 }
@@ -267,13 +270,11 @@ fs3_code fs3_ops_collect_headers(fs3_req *r, int with_checksums)
         return FS3_INTERNAL_ERROR;
     size_t meta_size = 0;
     for (size_t i = 0; i < r->n_headers; i++) {
+        if (!is_stored_header(r->headers[i].name, with_checksums))
+            continue; /* most headers: no copy made */
         char *lname = lower_dup(r->headers[i].name);
         if (!lname)
             return FS3_INTERNAL_ERROR;
-        if (!is_stored_header(lname, with_checksums)) {
-            lv_free(lname);
-            continue;
-        }
         char *value = strcmp(lname, "content-encoding") == 0
                           ? without_aws_chunked(r->headers[i].value)
                           : dup_str(r->headers[i].value);
@@ -414,7 +415,8 @@ static void object_headers(fs3_req *r, const fs3_object *o, int full)
         return;
     fs3_resp_header(r, "Accept-Ranges", "bytes");
     const char *mode = fs3_req_header(r, "x-amz-checksum-mode");
-    int checksums = mode && strcasecmp(mode, "ENABLED") == 0 && !fs3_req_header(r, "Range");
+    int checksums = mode && strcasecmp(mode, "ENABLED") == 0 && !fs3_req_header(r, "Range") &&
+                    !fs3_query_get(&r->q, "partNumber", NULL);
     int has_type = 0;
     static const char *const overrides[][2] = {
         {"response-content-type", "content-type"},
@@ -455,10 +457,63 @@ static void object_headers(fs3_req *r, const fs3_object *o, int full)
         fs3_resp_header(r, "Content-Type", "binary/octet-stream");
 }
 
+/*
+ * GET/HEAD ?partNumber=N: 0 when absent, N (1..10000), or -1 with the error answered. S3 refuses
+ * it beside a Range header.
+ */
+static long part_number_param(fs3_req *r)
+{
+    const char *pn = fs3_query_get(&r->q, "partNumber", NULL);
+    if (!pn)
+        return 0;
+    uint64_t n = 0;
+    if (fs3_ops_parse_u64(pn, &n) != 0 || n < 1 || n > FS3_MAX_PART_NUMBER) {
+        fs3_xml_field f[2] = {{"ArgumentName", "partNumber", 10},
+                              {"ArgumentValue", pn, strlen(pn)}};
+        fs3_resp_error(r, FS3_INVALID_ARGUMENT,
+                       "Part number must be an integer between 1 and 10000, inclusive", f, 2);
+        return -1;
+    }
+    if (fs3_req_header(r, "Range")) {
+        fs3_resp_error(r, FS3_INVALID_REQUEST,
+                       "Cannot specify both Range header and partNumber query parameter", NULL, 0);
+        return -1;
+    }
+    return (long)n;
+}
+
+/*
+ * The bytes of part n of o into [*first, *last]: a completed multipart upload's part n, or for
+ * any other object part 1, the whole object (as S3). -1 when there is no such part.
+ */
+static int part_range(const fs3_object *o, long n, uint64_t *first, uint64_t *last)
+{
+    if (!o->n_parts) {
+        if (n != 1 || o->size == 0)
+            return -1;
+        *first = 0;
+        *last = o->size - 1;
+        return 0;
+    }
+    if ((size_t)n > o->n_parts)
+        return -1;
+    uint64_t off = 0;
+    for (long i = 0; i < n - 1; i++)
+        off += o->part_sizes[i];
+    if (o->part_sizes[n - 1] == 0)
+        return -1;
+    *first = off;
+    *last = off + o->part_sizes[n - 1] - 1;
+    return 0;
+}
+
 static void apply_get_object(fs3_req *r)
 {
     fs3_object *o = NULL;
-    fs3_body body;
+    fs3_body body = {.fd = -1};
+    long part = part_number_param(r);
+    if (part < 0)
+        return;
     fs3_code rc =
         fs3_store_get(r->store, r->route.bucket, r->route.key, r->route.key_len, &o, &body, r->err);
     if (rc != FS3_OK) {
@@ -484,7 +539,25 @@ static void apply_get_object(fs3_req *r)
         goto done;
     }
     uint64_t first = 0, last = 0;
-    fs3_range_kind rk = fs3_parse_range(fs3_req_header(r, "Range"), o->size, &first, &last);
+    fs3_range_kind rk = FS3_RANGE_NONE;
+    if (part) {
+        /* an empty single-part object's part 1 is the whole (empty) object, with 200 */
+        if (part == 1 && o->size == 0 && !o->n_parts)
+            rk = FS3_RANGE_NONE;
+        else if (part_range(o, part, &first, &last) == 0)
+            rk = FS3_RANGE_OK;
+        else {
+            char count[32];
+            snprintf(count, sizeof count, "%zu", o->n_parts ? o->n_parts : (size_t)1);
+            fs3_xml_field f[2] = {{"PartNumberRequested", fs3_query_get(&r->q, "partNumber", NULL),
+                                   strlen(fs3_query_get(&r->q, "partNumber", NULL))},
+                                  {"ActualPartCount", count, strlen(count)}};
+            fs3_resp_error(r, FS3_INVALID_PART_NUMBER, NULL, f, 2);
+            goto done;
+        }
+    } else {
+        rk = fs3_parse_range(fs3_req_header(r, "Range"), o->size, &first, &last);
+    }
     if (rk == FS3_RANGE_UNSATISFIABLE) {
         char size[32], cr[48];
         const char *range = fs3_req_header(r, "Range");
@@ -503,6 +576,11 @@ static void apply_get_object(fs3_req *r)
         snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)first,
                  (unsigned long long)last, (unsigned long long)o->size);
         fs3_resp_header(r, "Content-Range", cr);
+        if (part && o->n_parts) {
+            char count[32];
+            snprintf(count, sizeof count, "%zu", o->n_parts);
+            fs3_resp_header(r, "x-amz-mp-parts-count", count);
+        }
         r->resp.status = 206;
         r->resp.off = first;
         r->resp.len = last - first + 1;
@@ -809,26 +887,51 @@ static void apply_list_objects(fs3_req *r, int v2)
 /* ---- the rest -------------------------------------------------------------------------------- */
 
 /*
- * GetObjectTagging: fakes3 keeps no tags, so an existing object has an empty tag set. Clients ask
- * for it before a multipart copy (the aws CLI does, and gives up on an error).
+ * Answers 200 with the XML document doc (after the declaration) if the request's target exists:
+ * the object when object, else the bucket; else the error (NoSuchKey, NoSuchBucket).
  */
-static void apply_get_object_tagging(fs3_req *r)
+static void answer_if_exists(fs3_req *r, int object, const char *doc)
 {
-    fs3_object *o = NULL;
-    fs3_code rc =
-        fs3_store_get(r->store, r->route.bucket, r->route.key, r->route.key_len, &o, NULL, r->err);
+    fs3_code rc;
+    if (object) {
+        fs3_object *o = NULL;
+        rc = fs3_store_get(r->store, r->route.bucket, r->route.key, r->route.key_len, &o, NULL,
+                           r->err);
+        fs3_object_unref(o);
+    } else {
+        rc = fs3_store_head_bucket(r->store, r->route.bucket, r->err);
+    }
     if (rc != FS3_OK) {
         fs3_resp_error(r, rc, NULL, NULL, 0);
         return;
     }
-    fs3_object_unref(o);
     lv_buf b;
     lv_buf_init(&b);
     fs3_xml_decl(&b);
-    lv_buf_puts(&b, "<Tagging xmlns=\"" FS3_XMLNS "\"><TagSet></TagSet></Tagging>");
+    lv_buf_puts(&b, doc);
     fs3_resp_xml(r, 200, &b);
     lv_buf_free(&b);
 }
+
+/*
+ * GetObjectTagging: fakes3 keeps no tags, so an existing object has an empty tag set. Clients ask
+ * for it before a multipart copy (the aws CLI does, and gives up on an error).
+ */
+static const char tagging_doc[] = "<Tagging xmlns=\"" FS3_XMLNS "\"><TagSet></TagSet></Tagging>";
+
+/* GetBucketVersioning: fakes3 keeps one version of each key; a bucket never versioned answers an
+ * empty VersioningConfiguration, as S3 does. */
+static const char versioning_doc[] = "<VersioningConfiguration xmlns=\"" FS3_XMLNS "\"/>";
+
+/* GetBucketAcl / GetObjectAcl: fakes3 has one owner, who has FULL_CONTROL of everything (the
+ * "private" canned ACL, S3's default). */
+static const char acl_doc[] =
+    "<AccessControlPolicy xmlns=\"" FS3_XMLNS "\"><Owner><ID>" FS3_OWNER_ID
+    "</ID><DisplayName>" FS3_OWNER_ID "</DisplayName></Owner><AccessControlList><Grant><Grantee "
+    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+    "xsi:type=\"CanonicalUser\"><ID>" FS3_OWNER_ID "</ID><DisplayName>" FS3_OWNER_ID
+    "</DisplayName></Grantee><Permission>FULL_CONTROL</Permission>"
+    "</Grant></AccessControlList></AccessControlPolicy>";
 
 static void apply_delete_object(fs3_req *r)
 {
@@ -866,9 +969,17 @@ static int implemented(fs3_op op)
 fs3_code fs3_op_begin(fs3_req *r)
 {
     if (!implemented(r->route.op)) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s is not implemented by this fakes3 yet.",
-                 fs3_op_name(r->route.op));
+        char msg[200];
+        const char *sub = fs3_route_subresource(&r->q, r->route.op);
+        if (*sub)
+            snprintf(msg, sizeof msg,
+                     "%s on the %s sub-resource ?%s is not implemented by fakes3 (it answers "
+                     "GET ?acl, GET ?versioning and GET ?tagging only).",
+                     r->method, r->route.op == FS3_OP_BUCKET_SUBRESOURCE ? "bucket" : "object",
+                     sub);
+        else
+            snprintf(msg, sizeof msg, "%s is not implemented by this fakes3 yet.",
+                     fs3_op_name(r->route.op));
         fs3_resp_error(r, FS3_NOT_IMPLEMENTED, msg, NULL, 0);
         return FS3_NOT_IMPLEMENTED;
     }
@@ -906,7 +1017,16 @@ void fs3_op_apply(fs3_req *r)
         apply_list_buckets(r);
         break;
     case FS3_OP_GET_OBJECT_TAGGING:
-        apply_get_object_tagging(r);
+        answer_if_exists(r, 1, tagging_doc);
+        break;
+    case FS3_OP_GET_BUCKET_VERSIONING:
+        answer_if_exists(r, 0, versioning_doc);
+        break;
+    case FS3_OP_GET_BUCKET_ACL:
+        answer_if_exists(r, 0, acl_doc);
+        break;
+    case FS3_OP_GET_OBJECT_ACL:
+        answer_if_exists(r, 1, acl_doc);
         break;
     case FS3_OP_CREATE_BUCKET:
         apply_create_bucket(r);

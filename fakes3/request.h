@@ -2,19 +2,23 @@
  * request: one S3 request as it moves through fakes3, shared by server.c (the HTTP lifecycle) and
  * ops.c (the S3 operations). Internal to fakes3.
  *
- * The stages, in order; server.c runs them, and each is a place the fault engine can act:
+ * The stages, in order; server.c runs them, and faults.c carries out the fault engine's decision
+ * at the points marked (see faults.h for what each action does where):
  *
  *   1. parse and route   the raw URI (before libmicrohttpd decodes it), path decoded once, query,
  *                        Host: which operation, bucket and key (router.c)
+ *                                                  -> decide, FS3_STAGE_ROUTED (delays, error,
+ *                                                     reset, close, stall, down, crash before)
  *   2. authenticate      SigV4 header or presigned query (auth.c)
  *   3. begin             the operation's checks that need no body, and where the body goes
- *                        (ops.c: fs3_op_begin)     -> hook FS3_STAGE_ROUTED (before any body)
+ *                        (ops.c: fs3_op_begin)
  *   4. read the body     aws-chunked framing decoded and chunk signatures checked (chunked.c),
  *                        streamed to the store or a bounded buffer, hashed (MD5, SHA-256)
  *   5. apply             the operation against the store (ops.c: fs3_op_apply)
- *                                                  -> hook FS3_STAGE_STORED
+ *                                                  -> FS3_STAGE_STORED (lost-response,
+ *                                                     crash after)
  *   6. send              the response is handed to libmicrohttpd
- *                                                  -> hook FS3_STAGE_SENDING
+ *                                                  -> FS3_STAGE_SENDING (truncate, bandwidth)
  *
  * An error at any stage becomes S3's XML error document; an error before the body is answered at
  * once, without reading (or acknowledging with 100-continue) the body.
@@ -31,6 +35,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "chaos.h"
 #include "chunked.h"
 #include "router.h"
 #include "s3err.h"
@@ -75,6 +80,10 @@ struct fs3_req {
     size_t n_headers, cap_headers;
     int headers_oom;
     fs3_route route;
+
+    /* the fault engine's decision, made once right after routing (faults.c); action CHAOS_NONE
+     * and an empty summary when no rule fired or the request is not put to the engine */
+    chaos_decision fault;
 
     /* 2. authenticate */
     fs3_auth_result auth;
@@ -123,6 +132,20 @@ void fs3_resp_xml(fs3_req *r, int status, lv_buf *doc);
  * {"requests":N,"operations":{"PutObject":{"200":3,"412":1},...}} appended to out.
  */
 void fs3_server_stats_json(const fs3_req *r, lv_buf *out);
+
+/*
+ * For faults.c: the server's side of carrying out a decision.
+ *
+ * fs3_server_sleep waits us microseconds (CLOCK_MONOTONIC: waiting is real, whatever the
+ * injected clock says), or less if the server is stopping: 1 then, else 0. Safe from any thread.
+ */
+int fs3_server_sleep(fs3_server *srv, int64_t us);
+/* The server refuses every new connection (and drops requests on open ones) for us from now. */
+void fs3_server_set_down(fs3_server *srv, int64_t us);
+/* Counts a fault carried out, for /_fakes3/stats. */
+void fs3_server_count_fault(fs3_server *srv, chaos_action a);
+/* Writes r's request-log line now (completed: false), for a crash that will never get to it. */
+void fs3_server_log_now(fs3_req *r);
 
 /* ops.c: the operation's checks before the body, and where the body goes. */
 fs3_code fs3_op_begin(fs3_req *r);

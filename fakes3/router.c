@@ -34,6 +34,9 @@ static const char *const op_names[FS3_OP_COUNT] = {
     [FS3_OP_LIST_MULTIPART_UPLOADS] = "ListMultipartUploads",
     [FS3_OP_GET_OBJECT_TAGGING] = "GetObjectTagging",
     [FS3_OP_ADMIN_FAULTS] = "AdminFaults",
+    [FS3_OP_GET_BUCKET_VERSIONING] = "GetBucketVersioning",
+    [FS3_OP_GET_BUCKET_ACL] = "GetBucketAcl",
+    [FS3_OP_GET_OBJECT_ACL] = "GetObjectAcl",
     [FS3_OP_BUCKET_SUBRESOURCE] = "BucketSubresource",
     [FS3_OP_OBJECT_SUBRESOURCE] = "ObjectSubresource",
 };
@@ -170,6 +173,17 @@ static const char *const object_subresources[] = {"acl",     "attributes", "lega
                                                   "restore", "retention",  "select",
                                                   "tagging", "torrent",    NULL};
 
+const char *fs3_route_subresource(const fs3_query *q, fs3_op op)
+{
+    const char *const *names = op == FS3_OP_BUCKET_SUBRESOURCE   ? bucket_subresources
+                               : op == FS3_OP_OBJECT_SUBRESOURCE ? object_subresources
+                                                                 : NULL;
+    for (size_t i = 0; names && names[i]; i++)
+        if (has(q, names[i]))
+            return names[i];
+    return "";
+}
+
 /* ---- routing --------------------------------------------------------------------------------- */
 
 /* If host is "<bucket>.<domain>[:port]", copies the bucket into out and returns 1. */
@@ -281,6 +295,10 @@ fs3_code fs3_route_request(const char *method, const char *path, size_t path_len
             out->op = FS3_OP_LIST_MULTIPART_UPLOADS;
         else if (post && has(q, "delete"))
             out->op = FS3_OP_DELETE_OBJECTS;
+        else if (get && has(q, "versioning"))
+            out->op = FS3_OP_GET_BUCKET_VERSIONING;
+        else if (get && has(q, "acl"))
+            out->op = FS3_OP_GET_BUCKET_ACL;
         else if ((get || put || del || post) && has_any(q, bucket_subresources))
             out->op = FS3_OP_BUCKET_SUBRESOURCE;
         else if (get) {
@@ -308,6 +326,8 @@ fs3_code fs3_route_request(const char *method, const char *path, size_t path_len
             out->op = FS3_OP_LIST_PARTS;
         else if (get && has(q, "tagging"))
             out->op = FS3_OP_GET_OBJECT_TAGGING;
+        else if (get && has(q, "acl"))
+            out->op = FS3_OP_GET_OBJECT_ACL;
         else if ((get || put || del || post) && has_any(q, object_subresources))
             out->op = FS3_OP_OBJECT_SUBRESOURCE;
         else if (put)

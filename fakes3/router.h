@@ -41,8 +41,11 @@ typedef enum fs3_op {
     FS3_OP_ABORT_MULTIPART_UPLOAD,
     FS3_OP_LIST_PARTS,
     FS3_OP_LIST_MULTIPART_UPLOADS,
-    FS3_OP_GET_OBJECT_TAGGING, /* always an empty tag set: fakes3 keeps no tags */
-    FS3_OP_ADMIN_FAULTS,       /* /_fakes3/faults[/<id>]: GET list, POST add, DELETE clear */
+    FS3_OP_GET_OBJECT_TAGGING,    /* always an empty tag set: fakes3 keeps no tags */
+    FS3_OP_ADMIN_FAULTS,          /* /_fakes3/faults[/<id>]: GET list, POST add, DELETE clear */
+    FS3_OP_GET_BUCKET_VERSIONING, /* always unversioned: an empty VersioningConfiguration */
+    FS3_OP_GET_BUCKET_ACL,        /* always the owner with FULL_CONTROL */
+    FS3_OP_GET_OBJECT_ACL,        /* likewise */
     /* recognised, answered 501 NotImplemented */
     FS3_OP_BUCKET_SUBRESOURCE, /* ?acl, ?versioning, ?policy... */
     FS3_OP_OBJECT_SUBRESOURCE, /* ?acl, ?tagging, ?retention... */
@@ -69,6 +72,10 @@ int fs3_query_parse(const char *raw, fs3_query *q);
 void fs3_query_free(fs3_query *q);
 /* The value of the first parameter called name, or NULL; *len (if not NULL) gets its length. */
 const char *fs3_query_get(const fs3_query *q, const char *name, size_t *len);
+
+/* The sub-resource a FS3_OP_BUCKET_SUBRESOURCE / FS3_OP_OBJECT_SUBRESOURCE request names
+ * ("policy", "retention"...), for its error message; "" if none. */
+const char *fs3_route_subresource(const fs3_query *q, fs3_op op);
 
 typedef struct fs3_route {
     fs3_op op;

@@ -49,6 +49,8 @@ static const struct {
                                 "The list of parts was not in ascending order. Parts must be "
                                 "ordered by part number."},
     [FS3_INVALID_RANGE] = {"InvalidRange", 416, "The requested range is not satisfiable"},
+    [FS3_INVALID_PART_NUMBER] = {"InvalidPartNumber", 416,
+                                 "The requested partnumber is not satisfiable"},
     [FS3_INVALID_REQUEST] = {"InvalidRequest", 400, "Invalid Request"},
     [FS3_KEY_TOO_LONG] = {"KeyTooLongError", 400, "Your key is too long"},
     [FS3_MALFORMED_XML] = {"MalformedXML", 400,

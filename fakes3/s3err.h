@@ -48,6 +48,7 @@ typedef enum fs3_code {
     FS3_REQUEST_TIME_TOO_SKEWED,
     FS3_SIGNATURE_DOES_NOT_MATCH,
     FS3_XAMZ_CONTENT_SHA256_MISMATCH,
+    FS3_INVALID_PART_NUMBER, /* 416: GET/HEAD ?partNumber past the object's parts */
     FS3_CODE_COUNT
 } fs3_code;
 

@@ -10,9 +10,17 @@
  * writes its log line, whether it ended well or the connection died; a request libmicrohttpd
  * abandons without calling it is freed with its connection instead (on_connection, fs3_conn).
  *
+ * Faults (faults.h): on_request puts each routed S3 request to the fault engine before it is
+ * authenticated and carries the decision out at the stages (request.h). While the server is
+ * "down" (a down rule fired), the accept policy refuses new connections and on_request resets
+ * requests on connections already open. Waits (fs3_server_sleep) are timed waits on one condition
+ * variable, which fs3_server_stop broadcasts before it stops libmicrohttpd, so that joining the
+ * connection threads never waits for a stall.
+ *
  * Threads: every callback of one request runs on its connection's thread (on_connection's close
- * runs after that thread has ended); the server's own state (request-id counter, log file) is
- * shared and touched atomically or with one write(2) per line.
+ * runs after that thread has ended); the server's own state (request-id counter, log file, fault
+ * counters, down time) is shared and touched atomically or with one write(2) per line; sleep_mu
+ * guards only `stopping` (and is never held while anything else is done).
  */
 #include "server.h"
 
@@ -20,18 +28,21 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 
 #include "alloc.h"
+#include "faults.h"
 #include "hex.h"
 #include "httpsem.h"
 #include "request.h"
@@ -48,7 +59,60 @@ struct fs3_server {
     fs3_auth_config auth;
     /* answered requests by operation and status (100..599), for /_fakes3/stats */
     atomic_ulong counts[FS3_OP_COUNT][500];
+    /* faults carried out, by action */
+    atomic_ulong fault_counts[CHAOS_DOWN + 1];
+    /* down: new connections refused until this CLOCK_MONOTONIC time (us); 0 when never down */
+    _Atomic int64_t down_until;
+    /* fs3_server_sleep waits on sleep_cv (CLOCK_MONOTONIC); stop sets stopping and wakes all */
+    pthread_mutex_t sleep_mu;
+    pthread_cond_t sleep_cv;
+    int sleep_init; /* sleep_mu and sleep_cv were made */
+    int stopping;
 };
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int fs3_server_sleep(fs3_server *srv, int64_t us)
+{
+    int64_t end = mono_us() + (us > 0 ? us : 0);
+    struct timespec ts = {.tv_sec = (time_t)(end / 1000000),
+                          .tv_nsec = (long)(end % 1000000) * 1000};
+    pthread_mutex_lock(&srv->sleep_mu);
+    while (!srv->stopping && us > 0) {
+        if (pthread_cond_timedwait(&srv->sleep_cv, &srv->sleep_mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    int stopping = srv->stopping;
+    pthread_mutex_unlock(&srv->sleep_mu);
+    return stopping;
+}
+
+void fs3_server_set_down(fs3_server *srv, int64_t us)
+{
+    int64_t until = mono_us() + (us > 0 ? us : 0);
+    int64_t cur = atomic_load(&srv->down_until);
+    /* the later end wins when two down rules fire together */
+    while (cur < until && !atomic_compare_exchange_weak(&srv->down_until, &cur, until))
+        ;
+}
+
+/* Whether the server is down right now: one atomic load while it never was. */
+static int server_down(fs3_server *srv)
+{
+    int64_t until = atomic_load(&srv->down_until);
+    return until != 0 && mono_us() < until;
+}
+
+void fs3_server_count_fault(fs3_server *srv, chaos_action a)
+{
+    if ((unsigned)a <= CHAOS_DOWN)
+        atomic_fetch_add(&srv->fault_counts[a], 1);
+}
 
 void fs3_server_stats_json(const fs3_req *r, lv_buf *out)
 {
@@ -70,6 +134,16 @@ void fs3_server_stats_json(const fs3_req *r, lv_buf *out)
         }
         if (any)
             lv_buf_putc(out, '}');
+    }
+    lv_buf_puts(out, "},\"faults\":{");
+    int any_fault = 0;
+    for (int a = CHAOS_NONE + 1; a <= CHAOS_DOWN; a++) {
+        unsigned long n = atomic_load(&srv->fault_counts[a]);
+        if (n) {
+            lv_buf_printf(out, "%s\"%s\":%lu", any_fault ? "," : "",
+                          chaos_action_name((chaos_action)a), n);
+            any_fault = 1;
+        }
     }
     lv_buf_printf(out, "},\"requests\":%lu}\n", total);
 }
@@ -165,24 +239,25 @@ static void unref_cb(void *p)
 /* Stage 6: hands the response to libmicrohttpd. */
 static enum MHD_Result send_response(fs3_server *srv, fs3_req *r)
 {
+    (void)srv;
     r->phase = 2;
-    if (srv->cfg.hook && srv->cfg.hook(srv->cfg.hook_ctx, FS3_STAGE_SENDING, r))
-        return MHD_NO;
     fs3_resp *resp = &r->resp;
     struct MHD_Response *m = NULL;
     if (resp->body.oom || resp->headers.oom)
         return MHD_NO; /* out of memory building the answer: drop the connection */
     r->bytes_out = resp->fd >= 0 || resp->mem_obj ? resp->len : resp->body.len;
-    if (resp->fd >= 0 && resp->len > 0) {
+    /* FS3_STAGE_SENDING: a truncated or paced body (the fault's own reader), if one; else ours */
+    m = fs3_faults_response(r);
+    if (!m && resp->fd >= 0 && resp->len > 0) {
         m = MHD_create_response_from_fd_at_offset64(resp->len, resp->fd, (int64_t)resp->off);
         if (m)
             resp->fd = -1; /* libmicrohttpd closes it */
-    } else if (resp->mem_obj && resp->len > 0) {
+    } else if (!m && resp->mem_obj && resp->len > 0) {
         m = MHD_create_response_from_buffer_with_free_callback_cls(
             (size_t)resp->len, (void *)(resp->mem + resp->off), unref_cb, resp->mem_obj);
         if (m)
             resp->mem_obj = NULL; /* released by unref_cb */
-    } else if (resp->body.len > 0) {
+    } else if (!m && resp->body.len > 0) {
         size_t len = resp->body.len;
         char *data = lv_buf_take(&resp->body);
         if (data) {
@@ -190,7 +265,7 @@ static enum MHD_Result send_response(fs3_server *srv, fs3_req *r)
             if (!m)
                 lv_free(data);
         }
-    } else {
+    } else if (!m) {
         m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     if (!m)
@@ -386,8 +461,16 @@ static fs3_code check_framing(fs3_req *r, const char *url, const char *version)
     return FS3_OK;
 }
 
-/* Stages 1-3. FS3_OK to go on and read the body; otherwise the error is in r->resp. */
-static fs3_code begin(fs3_server *srv, fs3_req *r, const char *url, const char *version)
+static fs3_code begin_checks(fs3_server *srv, fs3_req *r);
+
+static int is_admin(fs3_op op)
+{
+    return op == FS3_OP_ADMIN_HEALTH || op == FS3_OP_ADMIN_STATS || op == FS3_OP_ADMIN_FAULTS;
+}
+
+/* Stage 1, the fault decision, stages 2-3. GO_ON to read the body; ANSWER: the answer (an error)
+ * is in r->resp, to be sent without reading the body; DROP: close the connection. */
+static fs3_fault_step begin(fs3_server *srv, fs3_req *r, const char *url, const char *version)
 {
     fs3_code rc;
     /* 1. parse and route */
@@ -397,7 +480,7 @@ static fs3_code begin(fs3_server *srv, fs3_req *r, const char *url, const char *
     r->path = lv_malloc(plen + 1);
     if (!r->raw_path || !r->path) {
         fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
-        return FS3_INTERNAL_ERROR;
+        return FS3_FAULT_ANSWER;
     }
     memcpy(r->raw_path, r->raw_uri, plen);
     r->raw_path[plen] = '\0';
@@ -409,26 +492,41 @@ static fs3_code begin(fs3_server *srv, fs3_req *r, const char *url, const char *
     if (memchr(r->path, '\0', r->path_len)) {
         fs3_resp_error(r, FS3_INVALID_ARGUMENT, "Object keys and paths cannot contain NUL.", NULL,
                        0);
-        return FS3_INVALID_ARGUMENT;
+        return FS3_FAULT_ANSWER;
     }
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, r);
     if (r->headers_oom) {
         fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
-        return FS3_INTERNAL_ERROR;
+        return FS3_FAULT_ANSWER;
     }
-    if ((rc = check_framing(r, url, version)) != FS3_OK)
-        return rc;
+    if (check_framing(r, url, version) != FS3_OK)
+        return FS3_FAULT_ANSWER;
     if (fs3_query_parse(r->raw_query, &r->q) != 0) {
         fs3_resp_error(r, FS3_INTERNAL_ERROR, NULL, NULL, 0);
-        return FS3_INTERNAL_ERROR;
+        return FS3_FAULT_ANSWER;
     }
     rc = fs3_route_request(r->method, r->path, r->path_len, &r->q, fs3_req_header(r, "Host"),
                            srv->cfg.vhost_domain, fs3_req_header(r, "x-amz-copy-source"), &r->route,
                            r->err);
     if (rc != FS3_OK) {
         fs3_resp_error(r, rc, NULL, NULL, 0);
-        return rc;
+        return FS3_FAULT_ANSWER;
     }
+    /* the fault engine decides once, knowing the operation, bucket and key; what acts before the
+     * body (delays, error, reset, close, stall, down, crash before) acts now */
+    if (!is_admin(r->route.op)) {
+        fs3_faults_decide(r);
+        fs3_fault_step step = fs3_faults_at(r, FS3_STAGE_ROUTED);
+        if (step != FS3_FAULT_GO_ON)
+            return step;
+    }
+    return begin_checks(srv, r) == FS3_OK ? FS3_FAULT_GO_ON : FS3_FAULT_ANSWER;
+}
+
+/* Stages 2-3. FS3_OK to go on and read the body; otherwise the error is in r->resp. */
+static fs3_code begin_checks(fs3_server *srv, fs3_req *r)
+{
+    fs3_code rc;
     /* 2. authenticate */
     fs3_auth_input in = auth_input(r);
     rc = fs3_auth_check(&srv->auth, &in, &r->auth, r->err);
@@ -597,11 +695,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->phase = 1;
         r->conn = conn;
         r->method = method;
-        if (begin(srv, r, url, version) != FS3_OK)
-            return send_response(srv, r); /* without reading the body */
-        if (srv->cfg.hook && srv->cfg.hook(srv->cfg.hook_ctx, FS3_STAGE_ROUTED, r))
+        if (server_down(srv)) { /* a connection opened before the server went down */
+            fs3_faults_refuse(r);
             return MHD_NO;
-        return MHD_YES;
+        }
+        switch (begin(srv, r, url, version)) {
+        case FS3_FAULT_GO_ON:
+            return MHD_YES;
+        case FS3_FAULT_ANSWER:
+            return send_response(srv, r); /* without reading the body */
+        default:
+            return MHD_NO;
+        }
     }
     if (r->phase == 2) { /* answered already; whatever body still comes is dropped */
         *upload_data_size = 0;
@@ -613,7 +718,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     finish(srv, r);
-    if (srv->cfg.hook && srv->cfg.hook(srv->cfg.hook_ctx, FS3_STAGE_STORED, r))
+    if (fs3_faults_at(r, FS3_STAGE_STORED) == FS3_FAULT_DROP)
         return MHD_NO;
     return send_response(srv, r);
 }
@@ -672,6 +777,20 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
     return r;
 }
 
+/* Appends s as the inside of a JSON string. */
+static void json_str(lv_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            lv_buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            lv_buf_printf(b, "\\u%04x", c);
+        else
+            lv_buf_putc(b, (char)c);
+    }
+}
+
 static void log_request(fs3_server *srv, fs3_req *r, enum MHD_RequestTerminationCode toe)
 {
     int64_t now = srv->cfg.clock(srv->cfg.clock_ctx);
@@ -691,19 +810,31 @@ static void log_request(fs3_server *srv, fs3_req *r, enum MHD_RequestTermination
     lv_buf_puts(&b, "\",\"range\":\"");
     if (range)
         lv_buf_uri_encode(&b, range, strlen(range), 1);
+    const char *code = r->code ? fs3_code_name(r->code) : "";
+    if (!r->code && r->fault.action == CHAOS_ERROR)
+        code = r->fault.code;
+    lv_buf_printf(&b, "\",\"status\":%d,\"error\":\"", r->resp.status);
+    json_str(&b, code);
     lv_buf_printf(&b,
-                  "\",\"status\":%d,\"error\":\"%s\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-                  "\"duration_ms\":%lld,\"completed\":%s}\n",
-                  r->resp.status, r->code ? fs3_code_name(r->code) : "",
+                  "\",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%lld,\"completed\":%s,"
+                  "\"fault\":\"",
                   (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
                   (long long)(now - r->start_ms),
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
+    json_str(&b, r->fault.summary);
+    lv_buf_puts(&b, "\"}\n");
     if (!b.oom) {
         /* one write per line: lines from different threads never interleave (O_APPEND) */
         ssize_t w = write(srv->log_fd, b.data, b.len);
         (void)w;
     }
     lv_buf_free(&b);
+}
+
+void fs3_server_log_now(fs3_req *r)
+{
+    if (r->srv->log_fd >= 0)
+        log_request(r->srv, r, MHD_REQUEST_TERMINATED_WITH_ERROR);
 }
 
 /* Frees a request and everything it holds (an upload cut off mid-body: its temp file goes). */
@@ -769,6 +900,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         lv_free(c);
         *socket_context = NULL;
     }
+}
+
+/* While the server is down (a down rule fired), every new connection is refused: libmicrohttpd
+ * closes it at once, before reading anything. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    return server_down(cls) ? MHD_NO : MHD_YES;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -900,6 +1040,21 @@ lv_err fs3_server_bind(const fs3_config *cfg, fs3_server **out, char *err)
     srv->auth.anonymous = cfg->anonymous;
     srv->id_base = (uint64_t)cfg->clock(cfg->clock_ctx) << 16;
     atomic_init(&srv->seq, 0);
+    atomic_init(&srv->down_until, 0);
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        lv_free(srv);
+        return lv_fail(err, LV_ENOMEM, "out of memory");
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&srv->sleep_cv, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        lv_free(srv);
+        return lv_fail(err, LV_ENOMEM, "out of memory");
+    }
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&srv->sleep_mu, NULL);
+    srv->sleep_init = 1;
     lv_err rc = bind_listen(srv, err);
     if (rc == LV_OK && cfg->log_path) {
         srv->log_fd = open(cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -923,7 +1078,7 @@ lv_err fs3_server_serve(fs3_server *srv, fs3_store *st, char *err)
     if (strchr(srv->address, '['))
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        flags, 0, accept_policy, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         srv, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -952,11 +1107,22 @@ void fs3_server_stop(fs3_server *srv)
 {
     if (!srv)
         return;
+    if (srv->sleep_init) { /* wake every delayed or stalled request first: their threads are joined
+                            */
+        pthread_mutex_lock(&srv->sleep_mu);
+        srv->stopping = 1;
+        pthread_cond_broadcast(&srv->sleep_cv);
+        pthread_mutex_unlock(&srv->sleep_mu);
+    }
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon); /* ends connections, joins their threads, closes the socket */
     else if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     if (srv->log_fd >= 0)
         close(srv->log_fd);
+    if (srv->sleep_init) {
+        pthread_cond_destroy(&srv->sleep_cv);
+        pthread_mutex_destroy(&srv->sleep_mu);
+    }
     lv_free(srv);
 }

@@ -15,6 +15,12 @@
  * holds its thread only that long. The timer runs while libmicrohttpd waits on the socket, not
  * while a request is being worked on.
  *
+ * Faults: every S3 request (not the /_fakes3/ admin ones) is put to the fault engine once, right
+ * after routing, and the decision is carried out on the wire by faults.c (see faults.h). A delay
+ * is a sleep on the connection's own thread, which is why the model above matters: sixteen
+ * requests delayed 40 ms each finish together after about 40 ms. Every such wait ends early when
+ * the server stops, so SIGTERM is prompt even with requests stalled forever.
+ *
  * Shutdown: fs3_server_stop closes the listening socket, ends every connection and joins every
  * thread. A request cut off mid-upload is aborted (its temp file removed); nothing half written
  * becomes visible (see store.h).
@@ -25,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chaos.h"
 #include "error.h"
 #include "store.h"
 
@@ -34,15 +41,14 @@ typedef struct fs3_req fs3_req;
 typedef int64_t (*fs3_clock_fn)(void *ctx);
 
 /*
- * The points of a request's path where the fault engine will act (see request.h for exactly
- * where each one is). A hook returning nonzero drops the connection at that point.
+ * The points of a request's path where the fault engine acts (faults.h; request.h says exactly
+ * where each one is).
  */
 typedef enum fs3_stage {
-    FS3_STAGE_ROUTED, /* routed and authenticated; nothing of the body read yet */
+    FS3_STAGE_ROUTED, /* routed; not yet authenticated, nothing of the body read */
     FS3_STAGE_STORED, /* the operation applied (an upload committed); response not sent */
     FS3_STAGE_SENDING /* the response is built and about to be queued */
 } fs3_stage;
-typedef int (*fs3_stage_hook)(void *ctx, fs3_stage stage, fs3_req *r);
 
 #define FS3_DEFAULT_IDLE_TIMEOUT 60
 
@@ -59,8 +65,9 @@ typedef struct fs3_config {
     const char *log_path;     /* JSON lines, one per request; NULL: none */
     fs3_clock_fn clock;
     void *clock_ctx;
-    fs3_stage_hook hook; /* NULL until the fault engine installs one */
-    void *hook_ctx;
+    /* The fault engine (chaos/chaos.h), borrowed: it must outlive the server. NULL: no faults, and
+     * /_fakes3/faults answers 501. */
+    chaos_engine *faults;
 } fs3_config;
 
 typedef struct fs3_server fs3_server;

@@ -3,8 +3,9 @@
  * memory (--memory), behind one interface.
  *
  * Every object lives in ONE file: its bytes, then its metadata, then a fixed trailer (the layout is
- * drawn in store.c). An upload is streamed into a temp file, the metadata and trailer are
- * appended, the file is (with --fsync) fsynced, and it is renamed over the object's name; so a
+ * drawn in store.c). An upload is streamed into a temp file beside the object's name (small ones
+ * are buffered and written at once), the metadata and trailer are appended, the file is (with
+ * --fsync) fdatasynced, and it is renamed over the object's name; so a
  * crash at any moment leaves either the old object or the new one, whole, never a mix of one's
  * data with the other's metadata. Object file names are the SHA-256 of the key in hex, so no key,
  * however hostile ("../../etc", "%2F", NUL bytes), names a path outside the data directory.
@@ -65,6 +66,8 @@ typedef struct fs3_object {
     int64_t mtime_ms;        /* Last-Modified, ms since the epoch */
     fs3_kv *headers;         /* stored response headers, in the order received */
     size_t n_headers;
+    uint64_t *part_sizes; /* made by CompleteMultipartUpload: the size of each part, in order, */
+    size_t n_parts;       /* for GET/HEAD ?partNumber=N; NULL and 0 for any other object */
     /* private to store.c */
     int refs;
     uint8_t *data; /* --memory: the bytes */

@@ -256,30 +256,56 @@ static fs3_code malformed(char *err, const char *why)
     return FS3_MALFORMED_XML;
 }
 
+/*
+ * The frame of a list body (Delete, CompleteMultipartUpload): parses data, whose root element must
+ * be root_name and hold 1 to max elements named item (else MalformedXML, with none or too_many as
+ * the reason), and allocates *items, an array of that many zeroed elements of size bytes. On
+ * success the tree is in *root (the caller frees it with fs3_xml_free) and *items is the caller's
+ * to lv_free; on failure both are NULL.
+ */
+static fs3_code parse_list(const char *data, size_t n, const char *root_name, const char *item,
+                           size_t max, const char *none, const char *too_many, size_t size,
+                           fs3_xml_node **root, void **items, char *err)
+{
+    *items = NULL;
+    fs3_code rc = fs3_xml_parse(data, n, root, err);
+    if (rc != FS3_OK)
+        return rc;
+    size_t count = 0;
+    if (strcmp((*root)->name, root_name) != 0) {
+        lv_fail(err, LV_EINVAL, "the root element is not %s", root_name);
+        rc = FS3_MALFORMED_XML;
+        goto done;
+    }
+    for (const fs3_xml_node *c = (*root)->child; c; c = c->next)
+        count += strcmp(c->name, item) == 0;
+    if (count == 0 || count > max) {
+        rc = malformed(err, count ? too_many : none);
+        goto done;
+    }
+    if (!(*items = lv_calloc(count, size))) {
+        rc = FS3_INTERNAL_ERROR;
+        lv_fail(err, LV_ENOMEM, "out of memory");
+    }
+done:
+    if (rc != FS3_OK) {
+        fs3_xml_free(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
 fs3_code fs3_xml_parse_delete(const char *data, size_t n, fs3_delete_list *out, char *err)
 {
     memset(out, 0, sizeof *out);
     fs3_xml_node *root = NULL;
-    fs3_code rc = fs3_xml_parse(data, n, &root, err);
+    void *items = NULL;
+    fs3_code rc =
+        parse_list(data, n, "Delete", "Object", FS3_MAX_DELETE_KEYS, "no Object to delete",
+                   "more than 1000 objects to delete", sizeof *out->items, &root, &items, err);
     if (rc != FS3_OK)
         return rc;
-    size_t count = 0;
-    if (strcmp(root->name, "Delete") != 0) {
-        rc = malformed(err, "the root element is not Delete");
-        goto done;
-    }
-    for (const fs3_xml_node *c = root->child; c; c = c->next)
-        count += strcmp(c->name, "Object") == 0;
-    if (count == 0 || count > FS3_MAX_DELETE_KEYS) {
-        rc = malformed(err, count ? "more than 1000 objects to delete" : "no Object to delete");
-        goto done;
-    }
-    out->items = lv_calloc(count, sizeof *out->items);
-    if (!out->items) {
-        rc = FS3_INTERNAL_ERROR;
-        lv_fail(err, LV_ENOMEM, "out of memory");
-        goto done;
-    }
+    out->items = items;
     for (const fs3_xml_node *c = root->child; c; c = c->next) {
         if (strcmp(c->name, "Quiet") == 0) {
             const char *t;
@@ -343,26 +369,12 @@ fs3_code fs3_xml_parse_complete(const char *data, size_t n, fs3_complete_list *o
 {
     memset(out, 0, sizeof *out);
     fs3_xml_node *root = NULL;
-    fs3_code rc = fs3_xml_parse(data, n, &root, err);
+    void *parts = NULL;
+    fs3_code rc = parse_list(data, n, "CompleteMultipartUpload", "Part", FS3_MAX_PARTS, "no Part",
+                             "more than 10000 parts", sizeof *out->parts, &root, &parts, err);
     if (rc != FS3_OK)
         return rc;
-    size_t count = 0;
-    if (strcmp(root->name, "CompleteMultipartUpload") != 0) {
-        rc = malformed(err, "the root element is not CompleteMultipartUpload");
-        goto done;
-    }
-    for (const fs3_xml_node *c = root->child; c; c = c->next)
-        count += strcmp(c->name, "Part") == 0;
-    if (count == 0 || count > FS3_MAX_PARTS) {
-        rc = malformed(err, count ? "more than 10000 parts" : "no Part");
-        goto done;
-    }
-    out->parts = lv_calloc(count, sizeof *out->parts);
-    if (!out->parts) {
-        rc = FS3_INTERNAL_ERROR;
-        lv_fail(err, LV_ENOMEM, "out of memory");
-        goto done;
-    }
+    out->parts = parts;
     for (const fs3_xml_node *c = root->child; c; c = c->next) {
         if (strcmp(c->name, "Part") != 0)
             continue;

@@ -1,22 +1,25 @@
 /* alloc: the allocation wrapper of lib/ with test-time failure injection (see alloc.h). */
 #include "alloc.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 static lv_allocator g_alloc = {malloc, realloc, free};
-static long g_fail_after = -1; /* allocations left before failing; -1: never fail */
-static long g_count;           /* allocations since the last lv_alloc_fail_after */
+/* Atomics: lib/ allocates from several threads at once (the S3 client, the VFS poller). */
+static atomic_long g_fail_after = -1; /* allocations left before failing; -1: never fail */
+static atomic_long g_count;           /* allocations since the last lv_alloc_fail_after */
 
 static int should_fail(void)
 {
-    g_count++;
-    if (g_fail_after < 0)
-        return 0;
-    if (g_fail_after == 0)
-        return 1;
-    g_fail_after--;
-    return 0;
+    atomic_fetch_add_explicit(&g_count, 1, memory_order_relaxed);
+    long left = atomic_load_explicit(&g_fail_after, memory_order_relaxed);
+    while (left > 0) { /* take one of the allocations left, unless another thread did */
+        if (atomic_compare_exchange_weak_explicit(&g_fail_after, &left, left - 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return 0;
+    }
+    return left == 0;
 }
 
 void *lv_malloc(size_t n)
@@ -59,8 +62,7 @@ void lv_alloc_set(const lv_allocator *a)
 
 long lv_alloc_fail_after(long n)
 {
-    long c = g_count;
-    g_count = 0;
-    g_fail_after = n;
+    long c = atomic_exchange_explicit(&g_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_fail_after, n, memory_order_relaxed);
     return c;
 }

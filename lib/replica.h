@@ -81,7 +81,21 @@ int replica_parse_name(const char *name, size_t len, uint64_t *min_txid, uint64_
  */
 lv_err replica_list(replica *r, int level, replica_file **files, size_t *n, char *err);
 
-/* Bytes [off, off+len) of a file (len S3_TO_END: to its end), appended to out. */
+/*
+ * The files of one level whose min TXID is above after_txid, in ascending order: what a poller
+ * that has seen the level up to after_txid needs. On S3 the listing starts after the key of the
+ * last TXID seen (ListObjectsV2 start-after), so a poll reads only the new entries, not the
+ * whole level.
+ */
+lv_err replica_list_after(replica *r, int level, uint64_t after_txid, replica_file **files,
+                          size_t *n, char *err);
+
+/*
+ * Bytes [off, off+len) of a file (len S3_TO_END: to its end; len 0: nothing, no request),
+ * appended to out. All of them or an error: a range that comes back short (the file is smaller
+ * than off+len) is LV_ECORRUPT "KEY: range at OFF: got N of LEN bytes"; a range starting at or
+ * past the end is LV_EINVAL (S3's 416). On error out is unchanged.
+ */
 lv_err replica_read(replica *r, const replica_file *f, uint64_t off, uint64_t len, lv_buf *out,
                     char *err);
 /*
@@ -135,10 +149,13 @@ typedef struct replica_plan {
  * Plans from a listing (all levels), as Litestream's CalcRestorePlan does: the newest snapshot
  * allowed by the target, then repeatedly, among files of levels 0..8 with min <= reached+1 and
  * max > reached (and allowed by the target), the one reaching furthest (ties: smaller min, then
- * higher level, then earlier created_ms). Latest mode fails on a gap ("non-contiguous ltx
- * files: have up to TXID X but the next file starts at Y"); no file, or a target not reached,
- * is LV_ENOTFOUND. For a time target created_ms must be the header timestamps
- * (replica_fetch_meta). A pure function: no I/O. plan->files is the caller's (lv_free).
+ * higher level, then earlier created_ms). Latest mode fails on a gap with LV_ECONFLICT
+ * ("non-contiguous ltx files: have up to TXID X but the next file starts at Y"): a gap may be
+ * transient (a listing that raced an upload in flight or a compaction that deleted the files it
+ * replaced), so a caller may list again and retry; one that stays is a replica missing a file.
+ * No file, or a target not reached, is LV_ENOTFOUND. For a time target created_ms must be the
+ * header timestamps (replica_fetch_meta). A pure function: no I/O. plan->files is the caller's
+ * (lv_free).
  */
 lv_err replica_plan_restore(const replica_file *files, size_t n, const replica_target *target,
                             replica_plan *plan, char *err);

@@ -11,17 +11,36 @@
  *
  * Reliability, per operation:
  *   - retried with exponential backoff and full jitter (base retry_base_ms, cap retry_cap_ms) on
- *     HTTP 5xx, 429, SlowDown, connection failures and resets, timeouts, and short bodies (a body
- *     shorter than its Content-Length is an error, never data); 4xx other than those is final;
- *   - connect_timeout_ms per connection, a low-speed stall timeout per attempt (no byte for
- *     stall_timeout_ms), and retry_total_ms over all attempts, after which the result says what
- *     failed: "GET s3://bucket/key bytes=0-99: 503 SlowDown after 6 attempts (10.2 s): <message>";
- *   - a conditional PUT (If-None-Match: *) whose earlier attempt got no response and whose retry
- *     gets 412 is checked against the stored object (its ETag against the body's MD5, or for a
- *     multipart upload the stored bytes) before it is reported: when the stored object is ours,
- *     the PUT succeeded (result.recovered = 1); otherwise LV_ECONFLICT.
+ *     HTTP 5xx (not 501 NotImplemented), 429, SlowDown, RequestTimeout, connection failures and
+ *     resets, DNS failures, malformed responses, timeouts, and short bodies (a body shorter than
+ *     its Content-Length is an error, never data); 4xx other than those, and 3xx, are final.
+ *     HTTP/1.1 only (S3 speaks nothing else);
+ *   - connect_timeout_ms per connection; an attempt with no byte moving for stall_timeout_ms
+ *     (to the millisecond; a CompleteMultipartUpload: at least 5 minutes, as S3 may take that
+ *     long, sending nothing or a space now and then) fails;
+ *   - retry_total_ms is the budget of an operation: no retry starts past it, and an attempt
+ *     still running past it (or past twice its stall time, if that is later: an attempt always
+ *     gets that long) is ended unless it moves at least 256 KiB/s on average. So a large transfer
+ *     in good health finishes however long it takes, and a trickle ends soon after the budget.
+ *     Then the result says what failed:
+ *     "GET s3://bucket/key bytes=0-99: 503 SlowDown after 6 attempts (10.2 s): <message>";
+ *   - a conditional PUT (If-None-Match: *, If-Match) whose earlier attempt may have been applied
+ *     unheard (no response after it was sent, or a 5xx other than 503: a 500 can come after the
+ *     write) and whose retry gets 412 is checked against the stored object (its ETag against the
+ *     body's MD5; the stored bytes for a multipart upload, or when the ETag is not an MD5, as
+ *     under SSE-KMS or SSE-C) before it is reported: when the stored object is ours, the PUT
+ *     succeeded (result.recovered = 1); otherwise LV_ECONFLICT;
+ *   - a bucket in another region than the one signed for (301 PermanentRedirect, or 400
+ *     AuthorizationHeaderMalformed, with x-amz-bucket-region) is LV_EINVAL and says so: "the
+ *     bucket is in eu-west-1, not us-east-1; set AWS_REGION=eu-west-1 or ?region=eu-west-1".
+ *     There is no region discovery and no redirect following.
  *
- * Addressing: path style (http://host/bucket/key) or virtual host (http://bucket.host/key).
+ * Credentials come from s3_config, filled by the caller or from the environment
+ * (s3_config_from_env); there is no profile file, instance metadata (IMDS), ECS or web-identity
+ * provider.
+ *
+ * Addressing: path style (http://host/bucket/key) or virtual host (http://bucket.host/key); see
+ * s3_config.path_style for how it is chosen.
  * Keys are any bytes; they are percent-encoded once (SigV4's rules) in the URL and signed as such.
  * http and https; https verifies with the system CA store, or ca_bundle, unless skip_verify.
  *
@@ -48,15 +67,19 @@ typedef struct s3_config {
     const char *access_key;
     const char *secret_key;
     const char *session_token; /* sent as x-amz-security-token when set */
-    int path_style;            /* 1: path style; 0: virtual host (default for AWS endpoints) */
-    int skip_verify;           /* https without certificate checks */
-    const char *ca_bundle;     /* a PEM file of CA certificates instead of the system store */
-    int unsigned_payload;      /* sign PUT bodies as UNSIGNED-PAYLOAD (no body SHA-256) */
+    /* 1: path style; 0: virtual host; -1 (s3_config_init's default): choose: virtual host on
+     * *.amazonaws.com endpoints, except for a bucket with a '.' over https (it would not match
+     * the wildcard certificate); path style everywhere else (IP addresses, localhost, MinIO,
+     * Ceph, R2, ...). */
+    int path_style;
+    int skip_verify;       /* https without certificate checks */
+    const char *ca_bundle; /* a PEM file of CA certificates instead of the system store */
+    int unsigned_payload;  /* sign PUT bodies as UNSIGNED-PAYLOAD (no body SHA-256) */
 
     unsigned max_inflight;       /* requests on the wire at once per s3_run; default 16 */
     unsigned connect_timeout_ms; /* default 5000 */
     unsigned stall_timeout_ms;   /* an attempt with no byte moving this long fails; 10000 */
-    unsigned retry_total_ms;     /* give up after this long over all attempts; default 30000 */
+    unsigned retry_total_ms;     /* an operation's budget (see the top); default 30000 */
     unsigned retry_base_ms;      /* first backoff; default 100 */
     unsigned retry_cap_ms;       /* largest backoff; default 5000 */
     unsigned max_attempts;       /* default 10 */
@@ -72,7 +95,10 @@ void s3_config_init(s3_config *c);
 /*
  * Overlays the environment as the AWS tools read it: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  * AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION), AWS_ENDPOINT_URL (which implies path
- * style), AWS_CA_BUNDLE. The strings point into the environment (valid until it changes).
+ * style), AWS_CA_BUNDLE; and Litestream's names as fallbacks, used when the AWS one is unset:
+ * LITESTREAM_ACCESS_KEY_ID, LITESTREAM_SECRET_ACCESS_KEY, LITESTREAM_S3_ENDPOINT (which implies
+ * path style). The environment is the only source of credentials (no profile, no IMDS). The
+ * strings point into the environment (valid until it changes).
  */
 void s3_config_from_env(s3_config *c);
 
@@ -96,7 +122,9 @@ typedef struct s3_header {
 /* What came back for one operation. */
 typedef struct s3_result {
     lv_err err;          /* LV_OK; LV_ENOTFOUND (404 NoSuchKey/NoSuchBucket); LV_ECONFLICT (412,
-                          * 409); LV_EACCESS (403); LV_EINVAL (416, other 4xx); LV_ENET */
+                          * 409); LV_EACCESS (403); LV_EINVAL (416, other 4xx, 3xx: a wrong
+                          * region or endpoint); LV_ECORRUPT (a 206 for another range than
+                          * asked); LV_ENOMEM; LV_ENET (5xx, the network, after retries) */
     int status;          /* the last HTTP status (0: no response) */
     char code[64];       /* S3 error code of the last response, or "" */
     char etag[80];       /* ETag as sent, with its quotes */
@@ -109,8 +137,11 @@ typedef struct s3_result {
 
 /*
  * One operation of a batch. Set the inputs; s3_run fills the outputs.
- *   GET:    off, len (S3_TO_END; len 0 with off 0 means the whole object without a Range
- *           header); the body goes to out (appended), or to sink when set.
+ *   GET:    off, len (S3_TO_END: to the end; len 0 means the same as S3_TO_END, so off 0 and
+ *           len 0 is the whole object without a Range header); the body goes to out
+ *           (appended; on failure out is left as it was), or to sink when set. A server that
+ *           ignores Range and answers 200 with the whole object is accepted: only the bytes of
+ *           the range asked for are kept (RFC 9110 allows it).
  *   HEAD:   size, etag, mtime_ms and the x-amz-meta-* headers (into meta, "name\0value\0").
  *   PUT:    body/body_len, if_none_match ("*"), if_match (an ETag), headers, content_md5.
  *   DELETE: the key.

@@ -14,7 +14,9 @@ packages=(
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev  # fakes3 and the S3 client
   libexpat1-dev              # fakes3: request XML bodies (pkg-config expat)
   curl python3-boto3         # fakes3 tests: curl --aws-sigv4 and the AWS SDK for Python
-  python3                    # test helpers
+  python3-botocore           # the S3 client's signatures checked by botocore's own signer
+  python3                    # test helpers; /usr/bin/python3 loads the VFS extension in tests
+  locales                    # the chaos parser's locale-independence test (de_DE definitions)
   awscli s3cmd rclone        # fakes3 compatibility suite: real S3 clients (tests/cli/test_fakes3_compat_*)
   nodejs npm                 # the AWS SDK for JavaScript (compat suite) and s3rver (bench_fakes3), from npm
 )

@@ -445,6 +445,11 @@ static void uploads_flow(int memory)
     ck_assert_uint_eq(o->size, 10 * MIB + 1);
     ck_assert_str_eq(fs3_object_header(o, "content-type"), "video/x-test");
     ck_assert_int_eq(o->mtime_ms, 9);
+    /* the part boundaries stay with the object, for GET ?partNumber=N */
+    ck_assert_uint_eq(o->n_parts, 3);
+    ck_assert_uint_eq(o->part_sizes[0], 5 * MIB);
+    ck_assert_uint_eq(o->part_sizes[1], 5 * MIB);
+    ck_assert_uint_eq(o->part_sizes[2], 1);
     fs3_object_unref(o);
     uint64_t size;
     char etag[FS3_ETAG_MAX];
@@ -515,6 +520,9 @@ static void uploads_flow(int memory)
     if (body.fd >= 0)
         close(body.fd);
     fs3_object_unref(src);
+    ck_assert_int_eq(fs3_store_get(st, "bkt", "cp-copy", 7, &src, NULL, err), FS3_OK);
+    ck_assert_uint_eq(src->n_parts, 0); /* a copy is a single-part object, as in S3 */
+    fs3_object_unref(src);
     d = read_object(st, "cp-copy", &size, ce);
     ck_assert_uint_eq(size, 4);
     ck_assert_int_eq(memcmp(d, "mmnn", 4), 0);
@@ -531,7 +539,17 @@ static void uploads_flow(int memory)
         char pp[PATH_MAX];
         snprintf(pp, sizeof pp, "%s/buckets/bkt/uploads/%s/00002", g_dir, id);
         tu_write_file(pp, "junk", 4);
+        /* a temp file a crash left beside the objects is removed at the start */
+        snprintf(pp, sizeof pp, "%s/buckets/bkt/objects/00/t-1-1", g_dir);
+        tu_write_file(pp, "half an upload", 14);
         st = open_store(0);
+        ck_assert_int_eq(access(pp, F_OK), -1);
+        /* the part boundaries survive the restart */
+        ck_assert_int_eq(fs3_store_get(st, "bkt", "cp", 2, &src, NULL, err), FS3_OK);
+        ck_assert_uint_eq(src->n_parts, 2);
+        ck_assert_uint_eq(src->part_sizes[0], 5 * MIB);
+        ck_assert_uint_eq(src->part_sizes[1], 100);
+        fs3_object_unref(src);
         ck_assert_int_eq(fs3_store_list_parts(st, "bkt", "later", 5, id, 0, 10, &pg, err), FS3_OK);
         ck_assert_uint_eq(pg.n, 1);
         fs3_parts_page_free(&pg);
@@ -541,6 +559,42 @@ static void uploads_flow(int memory)
         ck_assert_int_eq(fs3_store_delete_bucket(st, "bkt", err), FS3_OK);
         ck_assert_int_eq(count_files(g_dir), 2);
     }
+    /* DeleteBucket aborts the uploads in progress (as S3: only objects make a bucket not
+     * empty); a bucket made again under the name has none, and the old id is gone */
+    ck_assert_int_eq(fs3_store_create_bucket(st, "bk2", 1, err), FS3_OK);
+    ck_assert_int_eq(fs3_store_create_upload(st, "bk2", "u", 1, NULL, 0, 7, id, err), FS3_OK);
+    fs3_put *pp2 = NULL;
+    ck_assert_int_eq(fs3_store_part_begin(st, "bk2", "u", 1, id, 1, &pp2, err), FS3_OK);
+    ck_assert_int_eq(fs3_put_write(pp2, "x", 1, err), FS3_OK);
+    ck_assert_int_eq(fs3_store_delete_bucket(st, "bk2", err), FS3_OK);
+    /* the part in flight cannot land anywhere */
+    ck_assert_int_ne(fs3_store_part_commit(st, pp2, "e", NULL, 0, 9, NULL, err), FS3_OK);
+    ck_assert_int_eq(fs3_store_create_bucket(st, "bk2", 2, err), FS3_OK);
+    fs3_uploads_params up2 = {.prefix = "", .max = 10};
+    fs3_uploads_page upg;
+    ck_assert_int_eq(fs3_store_list_uploads(st, "bk2", &up2, &upg, err), FS3_OK);
+    ck_assert_uint_eq(upg.n, 0);
+    fs3_uploads_page_free(&upg);
+    ck_assert_int_eq(fs3_store_abort_upload(st, "bk2", "u", 1, id, err), FS3_NO_SUCH_UPLOAD);
+    /* PUTs in flight when the bucket goes, small (still buffered) and large (in its temp file
+     * beside the objects): neither lands, and nothing is left behind */
+    fs3_put *put_small = NULL, *put_large = NULL;
+    ck_assert_int_eq(fs3_store_put_begin(st, "bk2", "s", 1, &put_small, err), FS3_OK);
+    ck_assert_int_eq(fs3_put_write(put_small, "tiny", 4, err), FS3_OK);
+    ck_assert_int_eq(fs3_store_put_begin(st, "bk2", "l", 1, &put_large, err), FS3_OK);
+    char *big = calloc(1, 200 * 1024);
+    ck_assert_int_eq(fs3_put_write(put_large, big, 200 * 1024, err), FS3_OK);
+    free(big);
+    ck_assert_int_eq(fs3_store_delete_bucket(st, "bk2", err), FS3_OK);
+    ck_assert_int_eq(fs3_store_put_commit(st, put_small, "e", NULL, 0, NULL, 9, NULL, err),
+                     FS3_NO_SUCH_BUCKET);
+    ck_assert_int_eq(fs3_store_put_commit(st, put_large, "e", NULL, 0, NULL, 9, NULL, err),
+                     FS3_NO_SUCH_BUCKET);
+    ck_assert_int_eq(fs3_store_create_bucket(st, "bk2", 3, err), FS3_OK);
+    ck_assert_int_eq(fs3_store_get(st, "bk2", "l", 1, &src, NULL, err), FS3_NO_SUCH_KEY);
+    ck_assert_int_eq(fs3_store_delete_bucket(st, "bk2", err), FS3_OK);
+    if (!memory)
+        ck_assert_int_eq(count_files(g_dir), 2);
     fs3_store_close(st);
 }
 

@@ -48,6 +48,7 @@ uint8_t *tu_read_file(const char *path, size_t *size)
     ck_assert_ptr_nonnull(buf);
     ck_assert_msg(fread(buf, 1, (size_t)n, f) == (size_t)n, "read %s", path);
     fclose(f);
+    buf[n] = 0; /* a NUL after the content, so text files can be searched as strings */
     *size = (size_t)n;
     return buf;
 }

@@ -23,7 +23,8 @@ const char *tu_testdata(const char *rel);
 /* "<LTXVFS_TESTDATA>/ltx/<name>", in a buffer of its own (valid until the next call). */
 const char *tu_ltx(const char *name);
 
-/* Reads a whole file; the caller frees the result with free(). Fails the test on error. */
+/* Reads a whole file, with a NUL after its *size bytes (so text can be searched as a string);
+ * the caller frees the result with free(). Fails the test on error. */
 uint8_t *tu_read_file(const char *path, size_t *size);
 /* Writes a whole file; fails the test on error. */
 void tu_write_file(const char *path, const void *data, size_t size);

@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "ltx.h"
+#include "timeexpr.h"
 
 /* ---- messages ----------------------------------------------------------------------------------
  */
@@ -334,16 +335,6 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 void cli_format_time(int64_t ms, int with_ms, char out[CLI_TIME_LEN])
 {
     /* Floor division: -1 ms is 1969-12-31T23:59:59.999Z. */
@@ -372,78 +363,6 @@ void cli_format_time(int64_t ms, int with_ms, char out[CLI_TIME_LEN])
              (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), fs);
 }
 
-/* Reads exactly n decimal digits. */
-static int digits(const char **s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*s)[i];
-        if (c < '0' || c > '9')
-            return -1;
-        v = v * 10 + (c - '0');
-    }
-    *s += n;
-    *out = v;
-    return 0;
-}
-
-static int expect(const char **s, char c)
-{
-    if (**s != c)
-        return -1;
-    (*s)++;
-    return 0;
-}
-
-static int parse_rfc3339(const char *s, int64_t *ms)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec, frac_ms = 0, off_min = 0;
-
-    if (digits(&s, 4, &y) || expect(&s, '-') || digits(&s, 2, &mo) || expect(&s, '-') ||
-        digits(&s, 2, &d))
-        return -1;
-    if (*s != 'T' && *s != 't')
-        return -1;
-    s++;
-    if (digits(&s, 2, &h) || expect(&s, ':') || digits(&s, 2, &mi) || expect(&s, ':') ||
-        digits(&s, 2, &sec))
-        return -1;
-    if (*s == '.') {
-        int nd = 0;
-        s++;
-        for (; *s >= '0' && *s <= '9'; s++, nd++)
-            if (nd < 3)
-                frac_ms = frac_ms * 10 + (*s - '0');
-        if (nd == 0)
-            return -1;
-        for (; nd < 3; nd++)
-            frac_ms *= 10;
-    }
-    if (*s == 'Z' || *s == 'z') {
-        s++;
-    } else if (*s == '+' || *s == '-') {
-        int sign = *s == '-' ? -1 : 1, oh, om;
-        s++;
-        if (digits(&s, 2, &oh) || expect(&s, ':') || digits(&s, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        off_min = sign * (oh * 60 + om);
-    } else {
-        return -1;
-    }
-    if (*s != '\0')
-        return -1;
-
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
-        sec > 59)
-        return -1;
-    int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-                   sec - (int64_t)off_min * 60;
-    *ms = secs * 1000 + frac_ms;
-    return 0;
-}
-
 int cli_parse_time(const char *s, int64_t *ms)
 {
     const char *p = s + (*s == '-');
@@ -456,12 +375,65 @@ int cli_parse_time(const char *s, int64_t *ms)
         *ms = v;
         return 0;
     }
-    return parse_rfc3339(s, ms);
+    return lv_time_parse(s, cli_now_ms(), ms, NULL) == LV_OK ? 0 : -1;
 }
 
 int64_t cli_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cli_parse_duration(const char *s, int64_t *ms)
+{
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    double total = 0;
+    const char *p = s;
+    if (*p == '\0')
+        return -1;
+    while (*p) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return -1;
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (errno != 0 || end == p || v < 0)
+            return -1;
+        p = end;
+        double unit;
+        if (strncmp(p, "ms", 2) == 0) {
+            unit = 1;
+            p += 2;
+        } else if (*p == 's') {
+            unit = 1000;
+            p++;
+        } else if (*p == 'm') {
+            unit = 60000;
+            p++;
+        } else if (*p == 'h') {
+            unit = 3600000;
+            p++;
+        } else if (*p == 'd') {
+            unit = 86400000;
+            p++;
+        } else {
+            return -1;
+        }
+        total += v * unit;
+    }
+    if (total > 9.2e18)
+        return -1;
+    *ms = (int64_t)total;
+    return 0;
+}
+
+int64_t cli_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

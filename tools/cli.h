@@ -136,11 +136,20 @@ enum { CLI_TIME_LEN = 48 };
 void cli_format_time(int64_t ms, int with_ms, char out[CLI_TIME_LEN]);
 /*
  * Parses a timestamp given on the command line: an integer count of milliseconds since the
- * epoch, or RFC 3339 ("2025-01-01T00:00:00Z", "2025-01-01T02:00:00.5+02:00"; fractions beyond
- * milliseconds are truncated). Returns 0 and sets *ms, or -1 for anything else.
+ * epoch, or what lib/timeexpr.h accepts: RFC 3339 ("2025-01-01T00:00:00Z",
+ * "2025-01-01T02:00:00.5+02:00"; fractions beyond milliseconds truncated), a date, now,
+ * yesterday, "5 minutes ago". Returns 0 and sets *ms, or -1 for anything else.
  */
 int cli_parse_time(const char *s, int64_t *ms);
 /* The wall clock in milliseconds since the epoch: the one place ltxctl reads the clock. */
 int64_t cli_now_ms(void);
+/*
+ * Parses a duration as Go's time.ParseDuration spells the common ones: a sequence of decimal
+ * numbers, each with a unit ms, s, m, h (and d for days): "30s", "1.5s", "250ms", "1h30m", "24h".
+ * A bare "0" is zero. Returns 0 and sets *ms (rounded down to the millisecond), or -1.
+ */
+int cli_parse_duration(const char *s, int64_t *ms);
+/* A monotonic clock in milliseconds, for elapsed times and rates. */
+int64_t cli_mono_ms(void);
 
 #endif

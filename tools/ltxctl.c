@@ -1,7 +1,9 @@
 /*
  * ltxctl: the command-line tool over the LTX codec (lib/ltx.h). This file is the entry point:
  * it picks the command, prints the overall usage and the version. The commands live in
- * cmd_inspect.c (dump, verify, list), cmd_db.c (checksum, encode-db, apply) and cmd_compact.c.
+ * cmd_inspect.c (dump, verify, list), cmd_db.c (checksum, encode-db, apply) and cmd_compact.c;
+ * over replicas (URLs), cmd_replica.c (ls, import, verify URL), cmd_restore.c and
+ * cmd_replica_compact.c (compact URL). verify and compact pick their form by their arguments.
  *
  * The command names, flags and output formats follow the reference Go tool `ltx` (superfly/ltx)
  * wherever it has the same command, so that its users feel at home. Exit codes: 0 success,
@@ -26,11 +28,14 @@ typedef struct command {
 static const command commands[] = {
     {"apply", "apply LTX files, in order, to a database file", cmd_apply},
     {"checksum", "print the LTX database checksum of a SQLite database file", cmd_checksum},
-    {"compact", "merge contiguous LTX files into one", cmd_compact},
+    {"compact", "merge contiguous LTX files into one, or compact a replica", cmd_compact_any},
     {"dump", "print the header, frames, page index and trailer of an LTX file", cmd_dump},
     {"encode-db", "write a snapshot LTX file of a SQLite database file", cmd_encode_db},
+    {"import", "make a SQLite database the snapshot of a replica", cmd_import},
     {"list", "print the header and trailer fields of LTX files as a table", cmd_list},
-    {"verify", "read LTX files completely and check every checksum", cmd_verify},
+    {"ls", "list the LTX files of a replica, level by level", cmd_ls},
+    {"restore", "rebuild a database from a replica (latest, a TXID or a time)", cmd_restore},
+    {"verify", "check LTX files, or every file and the chain of a replica", cmd_verify_any},
 };
 
 static const command *find_command(const char *name)

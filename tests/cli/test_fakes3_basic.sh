@@ -296,8 +296,9 @@ raw 400 -H "Authorization: AWS4-HMAC-SHA256 Credential=garbage" "$U/photos/docs/
 error_is AuthorizationHeaderMalformed
 req 405 -X PATCH "$U/photos/docs/hello.txt"
 error_is MethodNotAllowed
-req 501 "$U/photos/docs/hello.txt?acl="
+req 501 "$U/photos/docs/hello.txt?retention="
 error_is NotImplemented
+body_has "GET on the object sub-resource ?retention is not implemented by fakes3"
 # GetObjectTagging: fakes3 keeps no tags; an object has an empty set, a missing one is NoSuchKey
 req 200 "$U/photos/docs/hello.txt?tagging="
 case "$BODY" in
@@ -396,6 +397,8 @@ pass "admin health and stats (signed), and the JSON-lines request log"
 
 stop "$PID_main"
 ls "$DATA/tmp" | grep -q . && fail "temp files left behind: $(ls "$DATA/tmp")"
+left=$(find "$DATA/buckets" -path '*/objects/*/t-*')
+[ -z "$left" ] || fail "object temp files left behind" "$left"
 start again --data-dir "$DATA"
 U=$URL
 grep -q '1 buckets' "$TMP/again.out" || fail "restart did not find 1 bucket" "$(cat "$TMP/again.out")"

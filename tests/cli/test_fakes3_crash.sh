@@ -68,6 +68,9 @@ for round in 0 1 2 3 4 5 6; do
     a=$(check over old new)
     b=$(check "fresh$round" absent new)
     ls "$DATA/tmp" | grep -q . && fail "temp files survived the restart: $(ls "$DATA/tmp")"
+    # an object's upload is written beside its final name (objects/HH/t-PID-SEQ)
+    left=$(find "$DATA/buckets" -path '*/objects/*/t-*')
+    [ -z "$left" ] || fail "object temp files survived the restart" "$left"
     pass "kill -9 after ${delays[$round]} s of uploads: overwritten key $a, new key $b, whole"
     req 200 -T "$TMP/old.bin" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -H "x-amz-meta-v: old" \
         "$URL/crash/over"
@@ -114,6 +117,8 @@ for round in 0 1 2 3 4 5; do
     start "m$round" --data-dir "$DATA"
     pid=$PID
     ls "$DATA/tmp" | grep -q . && fail "temp files survived the restart: $(ls "$DATA/tmp")"
+    left=$(find "$DATA/buckets" -path '*/objects/*/t-*')
+    [ -z "$left" ] || fail "object temp files survived the restart" "$left"
     status=$(curl -sS --aws-sigv4 "aws:amz:$REGION:s3" --user "$KEY:$SECRET" \
         -D "$TMP/headers" -o "$TMP/got" -w '%{http_code}' "$URL/crash/$key")
     if [ "$status" = 200 ]; then

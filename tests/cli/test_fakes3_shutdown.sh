@@ -98,9 +98,13 @@ done
 raw 200 -X PUT --data-binary @"$WORK/big.bin" "$U/bkt/big"
 load "${U##*:}"
 under_way
-# each upload has its temp file
+# each upload has its temp file: an object's is beside its final name (objects/HH/t-PID-SEQ)
+temp_files() {
+    find "$DATA/tmp" -mindepth 1
+    find "$DATA/buckets" -path '*/objects/*/t-*'
+}
 for _ in $(seq 200); do
-    n=$(find "$DATA/tmp" -type f | wc -l)
+    n=$(temp_files | wc -l)
     [ "$n" -ge "$UPLOADS" ] && break
     sleep 0.05
 done
@@ -109,7 +113,7 @@ sleep 0.5
 stop_within "$PID_disk" TERM 5
 uploads_cut
 end_clients
-left=$(find "$DATA/tmp" -mindepth 1)
+left=$(temp_files)
 [ -z "$left" ] || fail "temp files left after the stop" "$left"
 pass "SIGTERM during $UPLOADS uploads, 5 stuck downloads, 5 idle connections: exit 0 in ${STOP_TOOK} s"
 

@@ -25,6 +25,13 @@
  * all; every RESTART_EVERY inputs all are stopped and started again with empty stores (which runs
  * the shutdown path and keeps the stores from growing without end).
  *
+ * The signed server also runs the fault engine (fakes3/faults.c) with rules that each fire on a
+ * share of the requests, whatever they are (FAULT_RULES: errors, resets, closes, truncated and
+ * paced bodies, lost responses, short stalls and delays; never crash or down, which would end
+ * the fuzzer or lock it out): faults are decided right after routing, before the signature is
+ * checked, so its hostile requests meet every fault path on the wire. Its admin API needs a
+ * signature, so an input cannot change the rules. The anonymous servers run without faults.
+ *
  * The target asserts only "no crash, no leak, no hang" (a hung server thread holds its connection
  * open, and libFuzzer's -timeout reports the input) and that the servers keep answering. A state
  * left by earlier inputs (buckets, objects) can matter, so a crash found in a long run may need
@@ -47,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chaos.h"
 #include "fuzz_common.h"
 #include "server.h"
 #include "store.h"
@@ -56,20 +64,33 @@
 #define RESTART_EVERY 4096
 #define IO_TIMEOUT_S  30 /* far beyond -timeout: a server that hangs is libFuzzer's to report */
 
+/* The signed server's fault rules: first that fires decides; together about a third of requests. */
+static const char FAULT_RULES[] = "error 503 SlowDown p=0.05\n"
+                                  "error 418 Teapot \"short and stout\" p=0.03\n"
+                                  "reset p=0.04\n"
+                                  "close p=0.04\n"
+                                  "truncate 7 p=0.05\n"
+                                  "bandwidth 16M p=0.05\n"
+                                  "lost-response p=0.04\n"
+                                  "stall 1ms p=0.03\n"
+                                  "latency 1ms jitter=1ms p=0.03\n";
+
 typedef struct fuzz_server {
     const char *name;
     int anonymous;
     const char *dir; /* data directory; NULL: memory store */
+    int faults;      /* run the fault engine with FAULT_RULES */
     fs3_server *srv;
     fs3_store *store;
+    chaos_engine *engine;
     int port;
 } fuzz_server;
 
 static char g_box[64];      /* the mkdtemp folder that holds the data directory, and nothing else */
 static char g_data_dir[80]; /* g_box/data */
-static fuzz_server g_anon = {"anonymous", 1, NULL, NULL, NULL, 0};
-static fuzz_server g_disk = {"disk", 1, g_data_dir, NULL, NULL, 0};
-static fuzz_server g_signed = {"signed", 0, NULL, NULL, NULL, 0};
+static fuzz_server g_anon = {"anonymous", 1, NULL, 0, NULL, NULL, NULL, 0};
+static fuzz_server g_disk = {"disk", 1, g_data_dir, 0, NULL, NULL, NULL, 0};
+static fuzz_server g_signed = {"signed", 0, NULL, 1, NULL, NULL, NULL, 0};
 static fuzz_server *const g_servers[] = {&g_anon, &g_disk, &g_signed};
 #define N_SERVERS (sizeof g_servers / sizeof g_servers[0])
 static unsigned long g_inputs;
@@ -97,6 +118,14 @@ static void server_start(fuzz_server *s)
     };
     fs3_store_options so = {.memory = s->dir == NULL, .dir = s->dir};
     char err[LV_ERRLEN] = "";
+    if (s->faults) {
+        s->engine = chaos_engine_new(1, NULL, NULL);
+        FUZZ_CHECK(s->engine != NULL, "%s server: no fault engine", s->name);
+        FUZZ_CHECK(chaos_engine_add_text(s->engine, FAULT_RULES, sizeof FAULT_RULES - 1, err) ==
+                       LV_OK,
+                   "%s server: fault rules: %s", s->name, err);
+        cfg.faults = s->engine;
+    }
     FUZZ_CHECK(fs3_server_bind(&cfg, &s->srv, err) == LV_OK, "%s server: %s", s->name, err);
     FUZZ_CHECK(fs3_store_open(&so, &s->store, err) == FS3_OK, "%s store: %s", s->name, err);
     FUZZ_CHECK(fs3_server_serve(s->srv, s->store, err) == LV_OK, "%s serve: %s", s->name, err);
@@ -110,8 +139,10 @@ static void server_stop(fuzz_server *s)
 {
     fs3_server_stop(s->srv);
     fs3_store_close(s->store);
+    chaos_engine_free(s->engine); /* after the server: it must outlive every request */
     s->srv = NULL;
     s->store = NULL;
+    s->engine = NULL;
 }
 
 /* Every name in the data directory is one a store makes: plain ASCII, no symlink, no key text. */

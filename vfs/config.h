@@ -1,0 +1,73 @@
+/*
+ * config: the settings of one database opened through the VFS, from the environment and the URI
+ * parameters of its open (a URI parameter overrides the environment for that database, so one
+ * process can open several replicas):
+ *
+ *   environment                 URI parameter   meaning                              default
+ *   LITESTREAM_REPLICA_URL      replica         where the database lives             (required)
+ *   LITESTREAM_POLL_INTERVAL    poll_interval   read mode: how often level 0/1 are   1s
+ *                                               polled for new files
+ *   LITESTREAM_CACHE_SIZE       cache_size      page cache, bytes (k, M, G suffixes) 10M
+ *   LITESTREAM_OPEN_TIMEOUT     open_timeout    read mode: how long an open waits    30s
+ *                                               for an empty replica's first file
+ *   LITESTREAM_WRITE_ENABLED    write           write mode                           off
+ *   LITESTREAM_SYNC_INTERVAL    sync_interval   write mode: shipping interval        1s
+ *   LITESTREAM_BUFFER_PATH      buffer          write mode: the write buffer         a temp file
+ *   LITESTREAM_HYDRATION_PATH   hydration       hydrate to this file                 off
+ *   LITESTREAM_LOG_LEVEL                        error, warn, info, debug (stderr)    warn
+ *
+ * Durations: 250ms, 1s, 1.5s, 2m, 1h; a bare number is seconds. Sizes: 1048576, 64k, 10M, 1G
+ * (powers of 1024). Booleans: 1/0, true/false, on/off, yes/no.
+ * S3 credentials and endpoint come from the AWS_* variables and the replica URL's query (see
+ * lib/replica.h), not from here.
+ *
+ * Pure parsing: nothing here opens anything. Threads: none.
+ */
+#ifndef VFS_CONFIG_H
+#define VFS_CONFIG_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum vconf_log_level {
+    VCONF_LOG_ERROR = 0,
+    VCONF_LOG_WARN,
+    VCONF_LOG_INFO,
+    VCONF_LOG_DEBUG
+} vconf_log_level;
+
+#define VCONF_PATH_MAX 1024
+
+typedef struct vconf {
+    char replica[2048];
+    int64_t poll_interval_ms;
+    uint64_t cache_size;
+    int64_t open_timeout_ms;
+    int write;
+    int64_t sync_interval_ms;
+    char buffer[VCONF_PATH_MAX];
+    char hydration[VCONF_PATH_MAX];
+    vconf_log_level log_level;
+} vconf;
+
+/*
+ * Looks a setting up by its URI parameter name; returns NULL when absent. The VFS passes one
+ * built on sqlite3_uri_parameter; tests pass their own.
+ */
+typedef const char *(*vconf_lookup_fn)(void *ctx, const char *name);
+
+/*
+ * Fills c from the defaults, then the environment, then uri (may be NULL). LV_EINVAL with err
+ * naming the setting and the bad value ("LITESTREAM_CACHE_SIZE=10X: ..."). A missing replica URL
+ * is an error too.
+ */
+lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err);
+
+/* The parsers, shared with the pragmas. */
+lv_err vconf_parse_duration(const char *s, int64_t *ms, char *err);
+lv_err vconf_parse_size(const char *s, uint64_t *bytes, char *err);
+lv_err vconf_parse_bool(const char *s, int *v, char *err);
+lv_err vconf_parse_log_level(const char *s, vconf_log_level *v, char *err);
+
+#endif
