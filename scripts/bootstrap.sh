@@ -19,17 +19,23 @@ packages=(
   locales                    # the chaos parser's locale-independence test (de_DE definitions)
   awscli s3cmd rclone        # fakes3 compatibility suite: real S3 clients (tests/cli/test_fakes3_compat_*)
   nodejs npm                 # the AWS SDK for JavaScript (compat suite) and s3rver (bench_fakes3), from npm
+  libnode-dev                # Node.js headers: better-sqlite3 is built from source (tests/cli/test_vfs_node.sh)
 )
 
 # Satisfied by the command in /usr/bin as well as by the Debian package: a Node.js installed another
 # way (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package) is used
 # as it is. (The tests run clients with PATH=/usr/bin:/bin.)
 declare -A by_command=([nodejs]=node [npm]=npm)
+# Satisfied by a file as well: the headers a Node.js installed another way ships itself.
+declare -A by_file=([libnode-dev]=/usr/include/node/node.h)
 
 missing=()
 for p in "${packages[@]}"; do
   if [ -n "${by_command[$p]:-}" ] &&
     env PATH=/usr/bin:/bin sh -c 'command -v "$1"' _ "${by_command[$p]}" >/dev/null; then
+    continue
+  fi
+  if [ -n "${by_file[$p]:-}" ] && [ -f "${by_file[$p]}" ]; then
     continue
   fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -40,6 +40,7 @@ START_TEST(test_defaults_and_required_replica)
     ck_assert_int_eq(c.poll_interval_ms, 1000);
     ck_assert_int_eq(c.cache_size, 10 << 20);
     ck_assert_int_eq(c.open_timeout_ms, 30000);
+    ck_assert_int_eq(c.retry_timeout_ms, 30000);
     ck_assert_int_eq(c.write, 0);
     ck_assert_int_eq(c.sync_interval_ms, 1000);
     ck_assert_int_eq(c.log_level, VCONF_LOG_WARN);
@@ -55,9 +56,11 @@ START_TEST(test_uri_overrides_environment)
     setenv("LITESTREAM_POLL_INTERVAL", "250ms", 1);
     setenv("LITESTREAM_WRITE_ENABLED", "true", 1);
     setenv("LITESTREAM_LOG_LEVEL", "DEBUG", 1);
+    setenv("LITESTREAM_RETRY_TIMEOUT", "5s", 1);
     static const char *const pairs[] = {"replica",      "file:///data/r", "cache_size", "2M",
                                         "open_timeout", "1.5s",           "write",      "off",
-                                        "hydration",    "/tmp/h.db",      NULL};
+                                        "hydration",    "/tmp/h.db",      "retry_timeout",
+                                        "750ms",        NULL};
     uri_pairs = pairs;
     vconf c;
     char err[LV_ERRLEN] = "";
@@ -68,6 +71,7 @@ START_TEST(test_uri_overrides_environment)
     ck_assert_int_eq(c.open_timeout_ms, 1500);
     ck_assert_int_eq(c.write, 0);
     ck_assert_str_eq(c.hydration, "/tmp/h.db");
+    ck_assert_int_eq(c.retry_timeout_ms, 750);
     ck_assert_int_eq(c.log_level, VCONF_LOG_DEBUG);
     clear_env();
 }

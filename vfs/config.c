@@ -119,6 +119,7 @@ static const struct setting {
     {"LITESTREAM_POLL_INTERVAL", "poll_interval", K_DURATION, offsetof(vconf, poll_interval_ms), 0},
     {"LITESTREAM_CACHE_SIZE", "cache_size", K_SIZE, offsetof(vconf, cache_size), 0},
     {"LITESTREAM_OPEN_TIMEOUT", "open_timeout", K_DURATION, offsetof(vconf, open_timeout_ms), 0},
+    {"LITESTREAM_RETRY_TIMEOUT", "retry_timeout", K_DURATION, offsetof(vconf, retry_timeout_ms), 0},
     {"LITESTREAM_WRITE_ENABLED", "write", K_BOOL, offsetof(vconf, write), 0},
     {"LITESTREAM_SYNC_INTERVAL", "sync_interval", K_DURATION, offsetof(vconf, sync_interval_ms), 0},
     {"LITESTREAM_BUFFER_PATH", "buffer", K_STRING, offsetof(vconf, buffer),
@@ -152,6 +153,7 @@ lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
     c->poll_interval_ms = 1000;
     c->cache_size = 10u << 20;
     c->open_timeout_ms = 30000;
+    c->retry_timeout_ms = 30000;
     c->sync_interval_ms = 1000;
     c->log_level = VCONF_LOG_WARN;
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
@@ -169,6 +171,8 @@ lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
                        "replica=s3://bucket/path (or file:///dir)");
     if (c->poll_interval_ms < 1)
         return lv_fail(err, LV_EINVAL, "the poll interval must be at least 1ms");
+    if (c->retry_timeout_ms < 1 || c->retry_timeout_ms > UINT32_MAX)
+        return lv_fail(err, LV_EINVAL, "the retry timeout must be between 1ms and 49 days");
     if (c->sync_interval_ms < 1)
         return lv_fail(err, LV_EINVAL, "the sync interval must be at least 1ms");
     return LV_OK;

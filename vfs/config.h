@@ -10,6 +10,8 @@
  *   LITESTREAM_CACHE_SIZE       cache_size      page cache, bytes (k, M, G suffixes) 10M
  *   LITESTREAM_OPEN_TIMEOUT     open_timeout    read mode: how long an open waits    30s
  *                                               for an empty replica's first file
+ *   LITESTREAM_RETRY_TIMEOUT    retry_timeout   how long a failing request to the    30s
+ *                                               store is retried before a read fails
  *   LITESTREAM_WRITE_ENABLED    write           write mode                           off
  *   LITESTREAM_SYNC_INTERVAL    sync_interval   write mode: shipping interval        1s
  *   LITESTREAM_BUFFER_PATH      buffer          write mode: the write buffer         a temp file
@@ -44,6 +46,7 @@ typedef struct vconf {
     int64_t poll_interval_ms;
     uint64_t cache_size;
     int64_t open_timeout_ms;
+    int64_t retry_timeout_ms;
     int write;
     int64_t sync_interval_ms;
     char buffer[VCONF_PATH_MAX];

@@ -611,7 +611,15 @@ __declspec(dllexport)
             rdb_set_log_level(lvl);
         litestream_vfs.szOsFile =
             (int)sizeof(lfile) > orig_vfs->szOsFile ? (int)sizeof(lfile) : orig_vfs->szOsFile;
-        int rc = sqlite3_vfs_register(&litestream_vfs, 0);
+        /* LITESTREAM_VFS_DEFAULT=1: every database opened from now on is a replica, for clients
+         * that cannot name a VFS (better-sqlite3 is built without URI filenames) */
+        int make_default = 0;
+        const char *dflt = getenv("LITESTREAM_VFS_DEFAULT");
+        if (dflt && *dflt && vconf_parse_bool(dflt, &make_default, NULL) != LV_OK) {
+            *pzErrMsg = sqlite3_mprintf("LITESTREAM_VFS_DEFAULT=%s: want 1 or 0", dflt);
+            return SQLITE_ERROR;
+        }
+        int rc = sqlite3_vfs_register(&litestream_vfs, make_default);
         if (rc != SQLITE_OK)
             return rc;
         rc = sqlite3_auto_extension((void (*)(void))register_functions);

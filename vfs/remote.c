@@ -271,7 +271,12 @@ static lv_err rdb_open(const vconf *c, rdb **out, char *err)
     pthread_cond_init(&d->wake, &ca);
     pthread_condattr_destroy(&ca);
 
-    lv_err rc = replica_open(c->replica, NULL, &d->rep, err);
+    s3_config s3; /* the environment's settings, with this database's retry budget */
+    s3_config_init(&s3);
+    s3_config_from_env(&s3);
+    s3.retry_total_ms = (unsigned)c->retry_timeout_ms;
+    replica_options ro = {&s3};
+    lv_err rc = replica_open(c->replica, &ro, &d->rep, err);
     if (rc == LV_OK)
         rc = open_latest(d, err);
     if (rc == LV_OK) {

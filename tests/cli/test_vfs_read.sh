@@ -218,6 +218,38 @@ wait "$poller" || fail "polling over S3" "$(cat "$TMP/poll.out")"
 [ "$(cat "$TMP/poll.out")" = "$(printf "%s\n" "('0000000000000002', 500)" "('0000000000000003', 560)")" ] ||
     fail "polling over S3" "$(cat "$TMP/poll.out")"
 pass "polling over S3 picks up a new level-0 file"
+
+# the store goes away under an open database: a read of a page not cached fails within the
+# retry budget with an I/O error and a log line naming the key and the range; it never hangs
+mkfifo "$TMP/go"
+"${PY[@]}" - "$EXT" "$URL" "$TMP/go" >"$TMP/down.out" 2>&1 <<'PY' &
+import sqlite3, sys, time
+ext, url, go = sys.argv[1:4]
+loader = sqlite3.connect(":memory:")
+loader.enable_load_extension(True)
+loader.load_extension(ext)
+db = sqlite3.connect("file:d.db?vfs=litestream&retry_timeout=1s&cache_size=16k&replica=s3://replicas/db?endpoint=" + url, uri=True)
+print(db.execute("select count(*) from items where id < 10").fetchone()[0], flush=True)
+open(go).read()
+start = time.time()
+try:
+    db.execute("select sum(length(payload)) from items").fetchone()
+    print("read succeeded with the store down")
+except sqlite3.OperationalError as e:
+    print("error:", e, "after %.1fs" % (time.time() - start))
+PY
+reader=$!
+for _ in $(seq 100); do [ -s "$TMP/down.out" ] && break; sleep 0.1; done
+[ "$(head -n1 "$TMP/down.out")" = 9 ] || fail "the reader's first query" "$(cat "$TMP/down.out")"
 stop "$PID"
+echo go >"$TMP/go"
+wait "$reader" || fail "the reader failed" "$(cat "$TMP/down.out")"
+out=$(cat "$TMP/down.out")
+grep -q "^error: disk I/O error after [0-9.]*s" <<<"$out" || fail "store down: want an I/O error" "$out"
+secs=$(sed -n 's/.*after \([0-9.]*\)s.*/\1/p' <<<"$out")
+awk -v s="$secs" 'BEGIN { exit !(s < 15) }' || fail "the read took ${secs}s with a 1s retry budget" "$out"
+grep -q "0000/0000000000000003-0000000000000003.ltx bytes=\|0009/0000000000000001-0000000000000001.ltx bytes=" <<<"$out" ||
+    fail "the log must name the key and the range" "$out"
+pass "the store down: a read fails in ${secs}s with an I/O error and a log line naming key and range"
 
 echo "$passed passed, 0 failed"
