@@ -57,10 +57,10 @@ START_TEST(test_uri_overrides_environment)
     setenv("LITESTREAM_WRITE_ENABLED", "true", 1);
     setenv("LITESTREAM_LOG_LEVEL", "DEBUG", 1);
     setenv("LITESTREAM_RETRY_TIMEOUT", "5s", 1);
-    static const char *const pairs[] = {"replica",      "file:///data/r", "cache_size", "2M",
-                                        "open_timeout", "1.5s",           "write",      "off",
-                                        "hydration",    "/tmp/h.db",      "retry_timeout",
-                                        "750ms",        NULL};
+    static const char *const pairs[] = {
+        "replica",       "file:///data/r", "cache_size", "2M",        "open_timeout",
+        "1.5s",          "write",          "off",        "hydration", "/tmp/h.db",
+        "retry_timeout", "750ms",          NULL};
     uri_pairs = pairs;
     vconf c;
     char err[LV_ERRLEN] = "";
