@@ -117,6 +117,19 @@ void replica_file_key(const replica *r, int level, uint64_t min_txid, uint64_t m
     }
 }
 
+void replica_object_key(const replica *r, const char *name, lv_buf *out)
+{
+    if (r->kind == REPLICA_S3)
+        lv_buf_printf(out, "%s%s%s", r->url.prefix, *r->url.prefix ? "/" : "", name);
+    else
+        lv_buf_printf(out, "%s/%s", r->url.dir, name);
+}
+
+const char *replica_bucket(const replica *r)
+{
+    return r->kind == REPLICA_S3 ? r->url.bucket : NULL;
+}
+
 static int hex16(const char *s, uint64_t *v)
 {
     uint64_t x = 0;

@@ -71,6 +71,14 @@ s3_client *replica_s3(replica *r);
 /* The key or path of a file: "prefix/0000/0000000000000001-0000000000000001.ltx". */
 void replica_file_key(const replica *r, int level, uint64_t min_txid, uint64_t max_txid,
                       lv_buf *out);
+/*
+ * The key or path of another object of the replica, beside its levels: "<prefix>/<name>" (s3;
+ * "<name>" when the prefix is empty) or "<dir>/<name>" (file). For lock.json (lib/lease.h).
+ */
+void replica_object_key(const replica *r, const char *name, lv_buf *out);
+/* The bucket of an s3 replica; NULL for a file replica. Valid while r is open. */
+const char *replica_bucket(const replica *r);
+
 /* Parses "<16 hex>-<16 hex>.ltx": 1 and the TXIDs, or 0 (not an LTX name). */
 int replica_parse_name(const char *name, size_t len, uint64_t *min_txid, uint64_t *max_txid);
 
