@@ -935,8 +935,24 @@ static const char acl_doc[] =
 
 static void apply_delete_object(fs3_req *r)
 {
-    fs3_code rc =
-        fs3_store_delete(r->store, r->route.bucket, r->route.key, r->route.key_len, r->err);
+    /* If-Match: delete only that version (S3's conditional delete): 412 when the ETag differs */
+    const char *im = fs3_req_header(r, "If-Match");
+    char etag[128] = "";
+    if (im) {
+        size_t n = strlen(im);
+        if (n >= 2 && im[0] == '"' && im[n - 1] == '"') {
+            im++;
+            n -= 2;
+        }
+        if (n >= sizeof etag) {
+            fs3_resp_error(r, FS3_PRECONDITION_FAILED, NULL, NULL, 0);
+            return;
+        }
+        memcpy(etag, im, n);
+        etag[n] = 0;
+    }
+    fs3_code rc = fs3_store_delete_if(r->store, r->route.bucket, r->route.key, r->route.key_len,
+                                      im ? etag : NULL, NULL, r->err);
     if (rc != FS3_OK) {
         fs3_resp_error(r, rc, NULL, NULL, 0);
         return;

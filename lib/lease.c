@@ -7,16 +7,13 @@
  *   get     the object's bytes and ETag, or LV_ENOTFOUND
  *   put     a write conditional on If-None-Match: * (if_match NULL) or If-Match: <ETag>;
  *           LV_ECONFLICT (412, or 404 for If-Match on a missing object) when the condition fails
- *   delete  the object (S3: unconditional, see below; file: conditional on the ETag)
+ *   delete  the object, conditional on the ETag (S3: DeleteObject with If-Match)
  *
  * S3: one object <prefix>/lock.json through the replica's S3 client. A PUT whose response was
  * lost and whose retry got 412 is checked by the client against the stored object; when it is
- * ours (s3_result.recovered) the write succeeded and we go on with the stored ETag. Neither our
- * S3 client nor fakes3 carries If-Match on DELETE, so release first re-writes the object with
- * If-Match (the atomic check that it is still ours, which also puts its expiry a whole TTL ahead)
- * and then deletes it unconditionally: the DELETE can only remove a successor's lease if that
- * successor took the lease over in between, and it may only do so after the expiry we just
- * wrote, a TTL (30 s) later by the clocks of both.
+ * ours (s3_result.recovered) the write succeeded and we go on with the stored ETag. Release is
+ * DELETE with If-Match, as Litestream's: a 412 means the lease is not ours any more, a 404 that
+ * it is gone (also what a retried delete whose first attempt succeeded finds).
  *
  * File (file:///dir): the object is <dir>/lock.json, its "ETag" the quoted MD5 of its bytes (as
  * S3's for a single PUT). Every change is made under flock(LOCK_EX) on <dir>/lock.json.flock (a
@@ -608,7 +605,7 @@ static lv_err st_put(lease *l, const char *body, size_t len, const char *if_matc
     return rc;
 }
 
-/* Deletes the object: S3 unconditionally (see the top), the file only if its ETag is if_match. */
+/* Deletes the object only if its ETag is if_match (S3: DeleteObject with If-Match). */
 static lv_err st_delete(lease *l, const char *if_match, char *err)
 {
     if (l->s3) {
@@ -616,6 +613,7 @@ static lv_err st_delete(lease *l, const char *if_match, char *err)
         s3_op_init(&op);
         op.kind = S3_DELETE;
         op.key = l->key;
+        op.if_match = if_match;
         lv_err rc = s3_run(l->s3, l->bucket, &op, 1, err);
         s3_op_free(&op);
         return rc;
@@ -874,28 +872,12 @@ lv_err lease_release(lease *l, char *err)
         rc = lv_fail(err, LV_ECONFLICT, "release lease %s: lost earlier; left alone", l->where);
         goto done;
     }
-    /* If-Match: is it still ours? (and push its expiry a TTL away, so the DELETE below cannot
-     * meet a successor's lease unless it comes a TTL late) */
-    char new_etag[ETAG_LEN];
-    int64_t exp = 0;
-    rc = write_doc(l, l->generation, l->etag, new_etag, &exp, err);
-    if (rc == LV_ECONFLICT) {
-        lease_doc cur;
-        char etag[ETAG_LEN];
-        char rerr[LV_ERRLEN];
-        if (read_doc(l, &cur, etag, rerr) == LV_ENOTFOUND) {
-            rc = LV_OK; /* already gone: nothing of ours to release */
-            goto done;
-        }
-        rc = lost_msg(l, "release", err);
-        goto done;
-    }
-    if (rc != LV_OK) {
-        lv_wrap(err, rc, "release lease %s: ", l->where);
-        goto done;
-    }
-    /* a crash here leaves our lease, which expires a TTL later */
-    if ((rc = st_delete(l, new_etag, err)) == LV_ECONFLICT)
+    /* a conditional delete: only while the object is still the one we wrote (a retried
+     * delete whose first attempt succeeded finds nothing: that is ours too) */
+    rc = st_delete(l, l->etag, err);
+    if (rc == LV_ENOTFOUND)
+        rc = LV_OK;
+    else if (rc == LV_ECONFLICT)
         rc = lost_msg(l, "release", err);
     else if (rc != LV_OK)
         lv_wrap(err, rc, "release lease %s: ", l->where);

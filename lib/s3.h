@@ -144,7 +144,7 @@ typedef struct s3_result {
  *           the range asked for are kept (RFC 9110 allows it).
  *   HEAD:   size, etag, mtime_ms and the x-amz-meta-* headers (into meta, "name\0value\0").
  *   PUT:    body/body_len, if_none_match ("*"), if_match (an ETag), headers, content_md5.
- *   DELETE: the key.
+ *   DELETE: the key; if_match (an ETag) makes it conditional (412 -> LV_ECONFLICT).
  */
 typedef struct s3_op {
     s3_op_kind kind;

@@ -413,6 +413,8 @@ static void job_start(s3_engine *e, run_job *j)
         break;
     case S3_DELETE:
         r->method = "DELETE";
+        if (op->if_match && *op->if_match) /* conditional delete: 412 when the ETag differs */
+            s3_req_header(r, "if-match", op->if_match);
         break;
     case S3_PUT: {
         int multipart = op->body_len > e->c->cfg.part_size;

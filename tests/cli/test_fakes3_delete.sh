@@ -130,6 +130,18 @@ EOF
         -H "Content-MD5: $(openssl dgst -md5 -binary "$TMP/a.xml" | base64)" "$U/no-such-bucket?delete="
     error_is NoSuchBucket
     pass "$store: NoSuchBucket"
+
+    # DeleteObject with If-Match (S3's conditional delete): 412 while the ETag differs
+    req 200 -X PUT --data-binary "lease" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$U/bkt/cond"
+    etag=$(tr -d '\r' <"$TMP/headers" | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
+    req 412 -X DELETE -H 'If-Match: "00000000000000000000000000000000"' "$U/bkt/cond"
+    error_is PreconditionFailed
+    req 200 "$U/bkt/cond"
+    req 204 -X DELETE -H "If-Match: $etag" "$U/bkt/cond"
+    req 404 "$U/bkt/cond"
+    req 404 -X DELETE -H "If-Match: $etag" "$U/bkt/cond"
+    error_is NoSuchKey
+    pass "$store: DeleteObject with If-Match: 412 on another ETag, 204 on ours, 404 when gone"
     stop "$PID"
 done
 echo "$passed passed, 0 failed"
