@@ -5,7 +5,7 @@
  *
  *   round 1, every file at once:
  *     size <= REPLICA_INDEX_TAIL   [0, size)                      the whole file
- *     otherwise                    [0, 100) and [size - TAIL, size)
+ *     otherwise                    [0, HEAD) and [size - TAIL, size)
  *   from the tail: the trailer and the index's length field (ltx_index_locate) give the index's
  *   offset; when the index starts before the tail fetched,
  *   round 2, only for those files, at once:  [index offset, size - TAIL)
@@ -322,8 +322,10 @@ typedef struct meta_job {
 
 void replica_meta_free(replica_meta *m, size_t n)
 {
-    for (size_t i = 0; m && i < n; i++)
+    for (size_t i = 0; m && i < n; i++) {
         ltx_index_free(&m[i].index);
+        lv_buf_free(&m[i].head);
+    }
 }
 
 /* Checks what a range brought: the right number of bytes of a file of the listed size. */
@@ -396,7 +398,7 @@ lv_err replica_fetch_meta(replica *r, const replica_file *files, size_t n, repli
             nr++;
         } else {
             rs[nr].off = 0;
-            rs[nr].len = LTX_HEADER_SIZE;
+            rs[nr].len = REPLICA_META_HEAD; /* < REPLICA_INDEX_TAIL < size */
             nr++;
             jobs[i].tail = nr;
             jobs[i].tail_off = f->size - REPLICA_INDEX_TAIL;
@@ -494,6 +496,9 @@ lv_err replica_fetch_meta(replica *r, const replica_file *files, size_t n, repli
         }
         out[i].file = *f;
         out[i].file.created_ms = out[i].header.timestamp;
+        /* the head goes to the caller as it is (moved, not copied) */
+        out[i].head = rs[j->head].out;
+        lv_buf_init(&rs[j->head].out);
     }
 
 done:

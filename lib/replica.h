@@ -40,6 +40,9 @@
 #define REPLICA_SNAPSHOT_LEVEL 9
 #define REPLICA_MAX_LEVEL      9
 #define REPLICA_INDEX_TAIL     32768 /* first guess at the bytes holding index and trailer */
+#define REPLICA_META_HEAD                                                                          \
+    8292 /* bytes read from a file's start: its header and, mostly, the                            \
+          * first frame of 4 KiB pages (page 1 of a snapshot) */
 
 /* One LTX file of a replica, as a listing shows it. */
 typedef struct replica_file {
@@ -121,13 +124,16 @@ typedef struct replica_meta {
     ltx_header header;
     ltx_trailer trailer;
     ltx_page_index index; /* free with ltx_index_free */
+    lv_buf head;          /* the file's first bytes as fetched (the whole file when it is no larger
+                           * than REPLICA_INDEX_TAIL): frames inside need no GET of their own */
 } replica_meta;
 
 /*
  * Headers, trailers and page indexes of files[0..n), all fetched at once: one ranged GET of the
- * first 100 bytes and one of the last REPLICA_INDEX_TAIL bytes per file (or the whole file when
- * it is smaller), and a second GET only for an index larger than that. out[i] matches files[i];
- * out[i].file.created_ms is set to the header timestamp. On error every out[i] is freed.
+ * first REPLICA_META_HEAD bytes and one of the last REPLICA_INDEX_TAIL bytes per file (or the
+ * whole file when it is smaller), and a second GET only for an index larger than that. out[i]
+ * matches files[i]; out[i].file.created_ms is set to the header timestamp; out[i].head keeps the
+ * first bytes. On error every out[i] is freed. Free with replica_meta_free.
  */
 lv_err replica_fetch_meta(replica *r, const replica_file *files, size_t n, replica_meta *out,
                           char *err);

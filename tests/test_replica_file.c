@@ -209,6 +209,10 @@ static void assert_meta_matches(const replica_meta *m, const uint8_t *d, size_t 
         ck_assert_uint_eq(m->index.entries[i].size, idx.entries[i].size);
     }
     ck_assert_int_eq(m->file.created_ms, h.timestamp);
+    /* the head: the file's first bytes, all of a small file, REPLICA_META_HEAD of a large one */
+    size_t want_head = n <= REPLICA_INDEX_TAIL ? n : REPLICA_META_HEAD;
+    ck_assert_uint_eq(m->head.len, want_head);
+    ck_assert(memcmp(m->head.data, d, want_head) == 0);
     ltx_index_free(&idx);
 }
 

@@ -152,6 +152,35 @@ static lv_err apply_metas(rdb *d, pagemap *m, replica_meta *metas, size_t n, cha
     return LV_OK;
 }
 
+/*
+ * Puts into the cache the pages whose newest frame came with a file's head (replica_meta.head:
+ * the start of a large file, all of a small one), so that reading them costs no GET: page 1 of a
+ * snapshot at open, every page of a small level-0 file at a poll.
+ */
+static void seed_from_heads(rdb *d, const pagemap *m, const replica_meta *metas, size_t n)
+{
+    uint8_t *page = lv_malloc(d->page_size ? d->page_size : pagemap_page_size(m));
+    if (!page || !d->cache)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const replica_meta *me = &metas[i];
+        for (size_t k = 0; k < me->index.n; k++) {
+            const ltx_index_entry *ie = &me->index.entries[k];
+            if (ie->offset + ie->size > me->head.len)
+                break; /* frames are in file order: the rest lie beyond the head */
+            const pagemap_entry *pe = pagemap_lookup(m, ie->pgno);
+            if (!pe || pe->offset != ie->offset ||
+                pagemap_file_txid(m, pe->file) != me->header.max_txid)
+                continue; /* a newer file holds this page */
+            if (ltx_frame_decode((const uint8_t *)me->head.data + ie->offset, ie->size,
+                                 pagemap_page_size(m), ie->pgno, page, NULL, NULL) == LV_OK)
+                cache_put(d->cache, ie->pgno, me->header.max_txid, page);
+        }
+    }
+done:
+    lv_free(page);
+}
+
 /* A page map from a plan: headers and indexes of every file at once, laid over each other. */
 static lv_err build_from_plan(rdb *d, const replica_plan *plan, uint32_t page_size, pagemap **out,
                               char *err)
@@ -175,6 +204,14 @@ static lv_err build_from_plan(rdb *d, const replica_plan *plan, uint32_t page_si
         rc = lv_fail(err, LV_ENOMEM, "out of memory");
     else
         rc = apply_metas(d, m, metas, plan->n, err);
+    if (rc == LV_OK && !d->cache) { /* the first map: now the page size is known */
+        d->cache = cache_new(d->cfg.cache_size, pagemap_page_size(m));
+        if (!d->cache)
+            rc = lv_fail(err, LV_ENOMEM, "out of memory (page cache of %llu bytes)",
+                         (unsigned long long)d->cfg.cache_size);
+    }
+    if (rc == LV_OK)
+        seed_from_heads(d, m, metas, plan->n);
     replica_meta_free(metas, plan->n);
     lv_free(metas);
     if (rc != LV_OK) {
@@ -279,13 +316,8 @@ static lv_err rdb_open(const vconf *c, rdb **out, char *err)
     lv_err rc = replica_open(c->replica, &ro, &d->rep, err);
     if (rc == LV_OK)
         rc = open_latest(d, err);
-    if (rc == LV_OK) {
+    if (rc == LV_OK)
         d->page_size = pagemap_page_size(d->latest);
-        d->cache = cache_new(c->cache_size, d->page_size);
-        if (!d->cache)
-            rc = lv_fail(err, LV_ENOMEM, "out of memory (page cache of %llu bytes)",
-                         (unsigned long long)c->cache_size);
-    }
     if (rc == LV_OK && !c->write) {
         if (pthread_create(&d->poller, NULL, poll_main, d) != 0)
             rc = lv_fail(err, LV_ENOMEM, "cannot start the poller thread");
@@ -498,6 +530,7 @@ static lv_err poll_once(rdb *d, char *err)
         }
         if ((rc = apply_metas(d, next, metas, n_chain, err)) != LV_OK)
             goto done;
+        seed_from_heads(d, next, metas, n_chain);
     }
     pthread_mutex_lock(&d->mu);
     d->st.meta_files += n_chain;
