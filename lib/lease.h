@@ -17,8 +17,8 @@
  * it is unexpired; else write it with If-None-Match: * (no object) or If-Match: <ETag> (an
  * expired one: a takeover, generation + 1); of two racing writers the store lets one through
  * and the other gets 412. Renew = write with If-Match: <our ETag> and a new expiry. Release =
- * write with If-Match (the atomic "is it still ours", which also pushes the expiry one TTL away),
- * then DELETE. Any 412 means the object is not ours any more: the holder must stop writing.
+ * DELETE with If-Match: <our ETag>. Any 412 means the object is not ours any more: the holder
+ * must stop writing.
  *
  * The sub-millisecond digits of expires_at are a per-process sequence number, so that no two
  * bodies this process writes are the same: the S3 client recognises its own write after a lost

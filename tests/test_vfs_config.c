@@ -106,6 +106,30 @@ START_TEST(test_bad_values_are_named)
 }
 END_TEST
 
+/* LITESTREAM_SYNC_INTERVAL as Litestream reads it: 0 is the default, negative is close-only. */
+START_TEST(test_sync_interval)
+{
+    clear_env();
+    setenv("LITESTREAM_REPLICA_URL", "s3://b/p", 1);
+    vconf c;
+    char err[LV_ERRLEN] = "";
+    uri_pairs = NULL;
+    setenv("LITESTREAM_SYNC_INTERVAL", "0", 1);
+    ck_assert_msg(vconf_load(&c, lookup, NULL, err) == LV_OK, "%s", err);
+    ck_assert_int_eq(c.sync_interval_ms, 1000);
+    setenv("LITESTREAM_SYNC_INTERVAL", "-1s", 1);
+    ck_assert_msg(vconf_load(&c, lookup, NULL, err) == LV_OK, "%s", err);
+    ck_assert_int_eq(c.sync_interval_ms, -1);
+    setenv("LITESTREAM_SYNC_INTERVAL", "250ms", 1);
+    ck_assert_msg(vconf_load(&c, lookup, NULL, err) == LV_OK, "%s", err);
+    ck_assert_int_eq(c.sync_interval_ms, 250);
+    setenv("LITESTREAM_SYNC_INTERVAL", "-soon", 1);
+    ck_assert_int_eq(vconf_load(&c, lookup, NULL, err), LV_EINVAL);
+    ck_assert_msg(strstr(err, "LITESTREAM_SYNC_INTERVAL: ") != NULL, "%s", err);
+    clear_env();
+}
+END_TEST
+
 START_TEST(test_parsers)
 {
     int64_t ms;
@@ -153,6 +177,7 @@ int main(void)
     tcase_add_test(tc, test_uri_overrides_environment);
     tcase_add_test(tc, test_bad_values_are_named);
     tcase_add_test(tc, test_parsers);
+    tcase_add_test(tc, test_sync_interval);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -530,6 +530,27 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* One user of a buffer at a time: a second open or create of the same path is refused. */
+START_TEST(test_one_user_at_a_time)
+{
+    char *path = tu_tmp_path("wbuf");
+    char err[LV_ERRLEN] = "";
+    wbuf *w = NULL, *w2 = NULL;
+    ok(wbuf_create(&w, path, PS, 1, 0, 0, 0, 0, err), err);
+    ck_assert_int_eq(wbuf_open(&w2, path, 0, 0, NULL, err), LV_ECONFLICT);
+    ck_assert_msg(strstr(err, "in use") != NULL, "%s", err);
+    ck_assert_ptr_null(w2);
+    ck_assert_int_eq(wbuf_create(&w2, path, PS, 1, 0, 0, 0, 0, err), LV_ECONFLICT);
+    wbuf_close(w);
+    ok(wbuf_open(&w2, path, 0, 0, NULL, err), err); /* free again once closed */
+    wbuf_close(w2);
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
+    tu_tmp_remove(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("vfs_wbuf");
@@ -542,6 +563,7 @@ int main(void)
     tcase_add_test(tc, test_bound);
     tcase_add_test(tc, test_out_of_memory);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_one_user_at_a_time);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

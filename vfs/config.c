@@ -105,7 +105,7 @@ static lv_err copy_path(char *dst, size_t cap, const char *v, char *err)
     return LV_OK;
 }
 
-typedef enum kind { K_STRING, K_DURATION, K_SIZE, K_BOOL, K_LOG } kind;
+typedef enum kind { K_STRING, K_DURATION, K_SYNC, K_SIZE, K_BOOL, K_LOG } kind;
 
 static const struct setting {
     const char *env;
@@ -121,7 +121,7 @@ static const struct setting {
     {"LITESTREAM_OPEN_TIMEOUT", "open_timeout", K_DURATION, offsetof(vconf, open_timeout_ms), 0},
     {"LITESTREAM_RETRY_TIMEOUT", "retry_timeout", K_DURATION, offsetof(vconf, retry_timeout_ms), 0},
     {"LITESTREAM_WRITE_ENABLED", "write", K_BOOL, offsetof(vconf, write), 0},
-    {"LITESTREAM_SYNC_INTERVAL", "sync_interval", K_DURATION, offsetof(vconf, sync_interval_ms), 0},
+    {"LITESTREAM_SYNC_INTERVAL", "sync_interval", K_SYNC, offsetof(vconf, sync_interval_ms), 0},
     {"LITESTREAM_BUFFER_PATH", "buffer", K_STRING, offsetof(vconf, buffer),
      sizeof(((vconf *)0)->buffer)},
     {"LITESTREAM_HYDRATION_PATH", "hydration", K_STRING, offsetof(vconf, hydration),
@@ -137,6 +137,19 @@ static lv_err set(vconf *c, const struct setting *s, const char *v, char *err)
         return copy_path(p, s->cap, v, err);
     case K_DURATION:
         return vconf_parse_duration(v, (int64_t *)(void *)p, err);
+    case K_SYNC: /* as Litestream reads it: 0 is the default, a negative duration "on close only" */
+        if (v[0] == '-') {
+            int64_t ms;
+            lv_err rc = vconf_parse_duration(v + 1, &ms, err);
+            if (rc == LV_OK)
+                *(int64_t *)(void *)p = -1;
+            return rc;
+        } else {
+            lv_err rc = vconf_parse_duration(v, (int64_t *)(void *)p, err);
+            if (rc == LV_OK && *(int64_t *)(void *)p == 0)
+                *(int64_t *)(void *)p = 1000;
+            return rc;
+        }
     case K_SIZE:
         return vconf_parse_size(v, (uint64_t *)(void *)p, err);
     case K_BOOL:
@@ -160,10 +173,10 @@ lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
         const struct setting *s = &settings[i];
         const char *v = getenv(s->env);
         if (v && *v && set(c, s, v, err) != LV_OK)
-            return lv_wrap(err, LV_EINVAL, "%s", s->env);
+            return lv_wrap(err, LV_EINVAL, "%s: ", s->env);
         v = s->uri && uri ? uri(uri_ctx, s->uri) : NULL;
         if (v && set(c, s, v, err) != LV_OK)
-            return lv_wrap(err, LV_EINVAL, "URI parameter %s", s->uri);
+            return lv_wrap(err, LV_EINVAL, "URI parameter %s: ", s->uri);
     }
     if (!c->replica[0])
         return lv_fail(err, LV_EINVAL,
@@ -173,7 +186,5 @@ lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
         return lv_fail(err, LV_EINVAL, "the poll interval must be at least 1ms");
     if (c->retry_timeout_ms < 1 || c->retry_timeout_ms > UINT32_MAX)
         return lv_fail(err, LV_EINVAL, "the retry timeout must be between 1ms and 49 days");
-    if (c->sync_interval_ms < 1)
-        return lv_fail(err, LV_EINVAL, "the sync interval must be at least 1ms");
     return LV_OK;
 }

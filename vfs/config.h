@@ -13,7 +13,8 @@
  *   LITESTREAM_RETRY_TIMEOUT    retry_timeout   how long a failing request to the    30s
  *                                               store is retried before a read fails
  *   LITESTREAM_WRITE_ENABLED    write           write mode                           off
- *   LITESTREAM_SYNC_INTERVAL    sync_interval   write mode: shipping interval        1s
+ *   LITESTREAM_SYNC_INTERVAL    sync_interval   write mode: shipping interval (0:    1s
+ *                                               the default; negative: on close only)
  *   LITESTREAM_BUFFER_PATH      buffer          write mode: the write buffer         a temp file
  *   LITESTREAM_HYDRATION_PATH   hydration       hydrate to this file                 off
  *   LITESTREAM_LOG_LEVEL                        error, warn, info, debug (stderr)    warn
@@ -48,7 +49,7 @@ typedef struct vconf {
     int64_t open_timeout_ms;
     int64_t retry_timeout_ms;
     int write;
-    int64_t sync_interval_ms;
+    int64_t sync_interval_ms; /* -1: ship on close (and litestream_sync()) only */
     char buffer[VCONF_PATH_MAX];
     char hydration[VCONF_PATH_MAX];
     vconf_log_level log_level;

@@ -108,6 +108,21 @@ static pagemap *current_map(lfile *p)
     return rdb_latest(p->db);
 }
 
+/* The connection's maps that are old become nm (same TXID: the same pages, other files). */
+static void replace_map(lfile *p, const pagemap *old, pagemap *nm)
+{
+    if (p->view == old) {
+        pagemap_ref(nm);
+        pagemap_unref(p->view);
+        p->view = nm;
+    }
+    if (p->travel == old) {
+        pagemap_ref(nm);
+        pagemap_unref(p->travel);
+        p->travel = nm;
+    }
+}
+
 static void put_be32(uint8_t *b, uint32_t v)
 {
     b[0] = (uint8_t)(v >> 24);
@@ -151,6 +166,19 @@ static int lf_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
         } else {
             char err[LV_ERRLEN] = "";
             lv_err e = rdb_read_page(p->db, m, pgno, p->page, err);
+            if (e == LV_ECONFLICT) { /* its file is gone: the same TXID over the files now there */
+                pagemap *nm = NULL;
+                char rerr[LV_ERRLEN] = "";
+                if (rdb_rebuild(p->db, pagemap_txid(m), &nm, rerr) == LV_OK) {
+                    replace_map(p, m, nm);
+                    pagemap_unref(m);
+                    m = nm;
+                    e = rdb_read_page(p->db, m, pgno, p->page, err);
+                } else {
+                    sqlite3_log(SQLITE_IOERR_READ, "litestream: %s: rebuilding: %s",
+                                rdb_describe(p->db), rerr);
+                }
+            }
             if (e != LV_OK) {
                 sqlite3_log(SQLITE_IOERR_READ, "litestream: %s: %s", rdb_describe(p->db), err);
                 rc = SQLITE_IOERR_READ;

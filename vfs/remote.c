@@ -13,6 +13,9 @@
 #include "replica.h"
 
 #define READAHEAD_MAX 64 /* pages in one ranged GET at most */
+#define GAP_POLLS_MAX                                                                              \
+    5 /* polls stuck behind a gap at levels 0-1 before planning over all levels                    \
+       */
 
 struct rdb {
     rdb *next; /* in the registry */
@@ -36,6 +39,7 @@ struct rdb {
     uint32_t last_miss; /* read-ahead: the last page a miss fetched, and the window */
     unsigned window;
     int gap_logged;
+    unsigned gap_polls; /* polls in a row that found only a gap (the poller's own) */
 
     /* the poller's own (no lock): per level 0 and 1, the highest TXID listed so far (the next
      * listing starts after it), and the files listed but not applied yet (beyond a gap) */
@@ -399,6 +403,44 @@ pagemap *rdb_latest(rdb *d)
     return m;
 }
 
+lv_err rdb_rebuild(rdb *d, uint64_t txid, pagemap **out, char *err)
+{
+    *out = NULL;
+    replica_file *files = NULL;
+    size_t n = 0;
+    replica_plan plan = {0};
+    lv_err rc = list_all(d, &files, &n, err);
+    if (rc == LV_OK) {
+        replica_target t = {txid, 0};
+        rc = replica_plan_restore(files, n, &t, &plan, err);
+    }
+    lv_free(files);
+    pagemap *m = NULL;
+    if (rc == LV_OK)
+        rc = build_from_plan(d, &plan, d->page_size, &m, err);
+    lv_free(plan.files);
+    if (rc == LV_OK && pagemap_txid(m) != txid) {
+        rc = lv_fail(err, LV_ENOTFOUND,
+                     "no files left that give TXID %016llx (the plan reaches %016llx)",
+                     (unsigned long long)txid, (unsigned long long)pagemap_txid(m));
+        pagemap_unref(m);
+        m = NULL;
+    }
+    if (rc != LV_OK)
+        return rc;
+    pthread_mutex_lock(&d->mu);
+    if (pagemap_txid(d->latest) == txid) { /* the newest map moves to the files there now */
+        pagemap_ref(m);
+        pagemap_unref(d->latest);
+        d->latest = m;
+    }
+    pthread_mutex_unlock(&d->mu);
+    rdb_log(VCONF_LOG_INFO, "%s: page map of TXID %016llx rebuilt over the files there now",
+            replica_describe(d->rep), (unsigned long long)txid);
+    *out = m;
+    return LV_OK;
+}
+
 /* ---- polling ------------------------------------------------------------------------------ */
 
 /*
@@ -447,8 +489,9 @@ static lv_err chain_from(uint64_t txid, const replica_file *files, size_t n, rep
  * Lists levels 0 and 1 after their watermarks and adds the new files to the pool, keeping only
  * files that reach beyond txid. Resets the watermarks when asked (after a file vanished).
  */
-static lv_err refill_pool(rdb *d, uint64_t txid, char *err)
+static lv_err refill_pool(rdb *d, uint64_t txid, int *covered, char *err)
 {
+    *covered = 0;
     replica_file *l[2] = {NULL, NULL};
     size_t n[2] = {0, 0};
     lv_err rc = LV_OK;
@@ -465,6 +508,8 @@ static lv_err refill_pool(rdb *d, uint64_t txid, char *err)
             d->pool = pool;
             for (int level = 0; level < 2; level++) {
                 for (size_t i = 0; i < n[level]; i++) {
+                    if (level == 1 && l[level][i].max_txid <= txid)
+                        *covered = 1; /* a compaction of what the map has: its L0 files will go */
                     pool[d->n_pool++] = l[level][i];
                     if (l[level][i].max_txid > d->hw[level])
                         d->hw[level] = l[level][i].max_txid;
@@ -490,13 +535,26 @@ static lv_err poll_once(rdb *d, char *err)
     size_t n_chain = 0;
     replica_meta *metas = NULL;
     pagemap *next = NULL;
-    lv_err rc = refill_pool(d, txid, err);
+    int covered = 0;
+    lv_err rc = refill_pool(d, txid, &covered, err);
     if (rc != LV_OK)
         goto done;
+    if (covered) { /* point the map at the compaction before retention deletes the L0 files */
+        pagemap *re = NULL;
+        char rerr[LV_ERRLEN] = "";
+        if (rdb_rebuild(d, txid, &re, rerr) == LV_OK) {
+            pagemap_unref(cur);
+            cur = re;
+        } else {
+            rdb_log(VCONF_LOG_WARN, "%s: rebuilding at TXID %016llx: %s", replica_describe(d->rep),
+                    (unsigned long long)txid, rerr);
+        }
+    }
     uint64_t gap_at;
     if ((rc = chain_from(txid, d->pool, d->n_pool, &chain, &n_chain, &gap_at, err)) != LV_OK)
         goto done;
-    if (gap_at && !n_chain) {
+    int stuck = gap_at && !n_chain;
+    if (stuck) {
         pthread_mutex_lock(&d->mu);
         int logged = d->gap_logged;
         d->gap_logged = 1;
@@ -506,6 +564,32 @@ static lv_err poll_once(rdb *d, char *err)
                     "%s: at TXID %016llx, the next file at levels 0-1 starts at %016llx; waiting "
                     "for a compaction to bridge the gap",
                     replica_describe(d->rep), (unsigned long long)txid, (unsigned long long)gap_at);
+        if (++d->gap_polls >= GAP_POLLS_MAX) {
+            /* levels 0-1 will not bridge it (e.g. a reader paused past their retention): plan
+             * across every level, as an open does, and move on if that reaches further */
+            d->gap_polls = 0;
+            pagemap *next_all = NULL;
+            replica_file *files = NULL;
+            size_t n = 0;
+            replica_plan plan = {0};
+            rc = list_all(d, &files, &n, err);
+            if (rc == LV_OK) {
+                replica_target latest = {0, 0};
+                rc = replica_plan_restore(files, n, &latest, &plan, err);
+            }
+            lv_free(files);
+            if (rc == LV_OK && plan.max_txid > txid)
+                rc = build_from_plan(d, &plan, d->page_size, &next_all, err);
+            lv_free(plan.files);
+            if (rc != LV_OK)
+                goto done;
+            if (next_all) {
+                next = next_all;
+                stuck = 0;
+            }
+        }
+    } else {
+        d->gap_polls = 0;
     }
     if (n_chain) {
         metas = lv_calloc(n_chain, sizeof *metas);
@@ -545,7 +629,8 @@ static lv_err poll_once(rdb *d, char *err)
                 replica_describe(d->rep), (unsigned long long)d->st.txid, n_chain);
     }
     d->st.polls++;
-    d->st.last_poll_ms = wall_ms();
+    if (!stuck) /* a poll that is stuck behind a gap is no sign of freshness */
+        d->st.last_poll_ms = wall_ms();
     pthread_mutex_unlock(&d->mu);
 done:
     if (metas) {
@@ -674,6 +759,8 @@ lv_err rdb_read_page(rdb *d, const pagemap *m, uint32_t pgno, uint8_t *out, char
     lv_buf buf;
     lv_buf_init(&buf);
     lv_err rc = replica_read(d->rep, &file, start, end - start, &buf, err);
+    if (rc == LV_ENOTFOUND) /* the file is gone (retention after a compaction): see rdb_rebuild */
+        rc = LV_ECONFLICT;
     if (rc == LV_OK && buf.len != end - start)
         rc = lv_fail(err, LV_ECORRUPT, "%zu bytes came back, not %llu", buf.len,
                      (unsigned long long)(end - start));
@@ -721,7 +808,9 @@ lv_err rdb_read_page(rdb *d, const pagemap *m, uint32_t pgno, uint8_t *out, char
         lv_wrap(err, rc, "page %u: %s bytes=%llu-%llu: ", pgno, key.data ? key.data : "?",
                 (unsigned long long)start, (unsigned long long)(end - 1));
         lv_buf_free(&key);
-        rdb_log(VCONF_LOG_ERROR, "%s: %s", rdb_describe(d), err);
+        /* a file gone is the caller's to recover from (rdb_rebuild): not an error yet */
+        rdb_log(rc == LV_ECONFLICT ? VCONF_LOG_INFO : VCONF_LOG_ERROR, "%s: %s", rdb_describe(d),
+                err);
     }
     return rc;
 }

@@ -17,7 +17,14 @@
  * that continue the newest map (overlapping compacted files are fine; the file reaching furthest
  * wins, as in the restore plan), fetches their headers and indexes in one batch, applies them to
  * a copy of the map and publishes it. A gap it cannot bridge yet is logged and retried next time
- * (a compaction will cover it); errors never stop it.
+ * (a compaction will cover it); after a few such polls it plans across every level instead.
+ * Errors never stop it.
+ *
+ * Compaction and retention: files a map points at are deleted once a compaction covers them (L0
+ * after 5 minutes). So when a new level-1 file covers TXIDs the newest map already has, the map
+ * is rebuilt at the same TXID from a fresh plan (the same pages, now in the compacted files), and
+ * a read that still finds its file gone (a long transaction's older map) rebuilds its own map at
+ * its TXID and tries again (rdb_rebuild): same TXID, same answers.
  *
  * Page reads: cache (by pgno and the image's TXID), else one ranged GET of the frame, extended
  * over the following frames of the same file that are not cached when reads run sequentially
@@ -75,9 +82,18 @@ lv_err rdb_build_at(rdb *d, int64_t time_ms, pagemap **out, char *err);
 
 /*
  * Reads page pgno of version m into out (page size bytes). LV_ENOTFOUND for a page no file
- * holds; the error names the key, the range and the cause.
+ * holds; LV_ECONFLICT when the file that holds it is gone from the replica (compacted away and
+ * deleted by retention): rdb_rebuild gives a map of the same TXID over the files there now. The
+ * error names the key, the range and the cause.
  */
 lv_err rdb_read_page(rdb *d, const pagemap *m, uint32_t pgno, uint8_t *out, char *err);
+
+/*
+ * A page map of exactly TXID txid built afresh from a listing (plan with that TXID as target):
+ * the same pages as any other map of that TXID, from the files the replica holds now. The
+ * caller owns the reference. Also publishes it as the newest map when that one is at txid.
+ */
+lv_err rdb_rebuild(rdb *d, uint64_t txid, pagemap **out, char *err);
 
 /* Seconds since the last successful poll, -1 if none yet. */
 int64_t rdb_lag_seconds(rdb *d);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -49,6 +50,7 @@ struct wbuf {
     pthread_mutex_t mu;
     char *path;
     int fd;
+    int lock_fd; /* <path>.lock, flock'ed for the buffer's life: one user of a buffer at a time */
     unsigned flags;
     uint64_t max_bytes;
     uint32_t page_size, lock_pgno;
@@ -424,7 +426,7 @@ static wbuf *wbuf_new(const char *path, uint32_t page_size, uint64_t max_bytes, 
     wbuf *w = lv_calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    w->fd = -1;
+    w->fd = w->lock_fd = -1;
     w->path = dup_str(path);
     w->scratch = lv_malloc(REC_HDR + (size_t)page_size);
     if (!w->path || !w->scratch || pthread_mutex_init(&w->mu, NULL) != 0) {
@@ -440,10 +442,37 @@ static wbuf *wbuf_new(const char *path, uint32_t page_size, uint64_t max_bytes, 
     return w;
 }
 
+/*
+ * Takes <path>.lock exclusively (a file of its own: wbuf_mark_synced renames new files over the
+ * buffer, so a lock on the buffer's own inode would not last). Two processes, or two handles in
+ * one, pointed at one buffer would each append at their own end and lose the other's commits.
+ */
+static lv_err take_lock(wbuf *w, char *err)
+{
+    size_t n = strlen(w->path);
+    char *lp = lv_malloc(n + 6);
+    if (!lp)
+        return lv_fail(err, LV_ENOMEM, "write buffer %s: out of memory", w->path);
+    memcpy(lp, w->path, n);
+    memcpy(lp + n, ".lock", 6);
+    lv_err rc = LV_OK;
+    w->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->lock_fd < 0)
+        rc = lv_fail(err, LV_EIO, "write buffer %s: %s: %s", w->path, lp, strerror(errno));
+    else if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        rc = lv_fail(err, errno == EWOULDBLOCK ? LV_ECONFLICT : LV_EIO,
+                     "write buffer %s is in use (%s is locked by another writer): %s", w->path, lp,
+                     strerror(errno));
+    lv_free(lp);
+    return rc;
+}
+
 void wbuf_close(wbuf *w)
 {
     if (!w)
         return;
+    if (w->lock_fd >= 0)
+        close(w->lock_fd); /* releases the flock */
     if (w->fd >= 0)
         close(w->fd);
     state_free(&w->st);
@@ -465,7 +494,10 @@ lv_err wbuf_create(wbuf **out, const char *path, uint32_t page_size, uint64_t ba
         return lv_fail(err, LV_ENOMEM, "write buffer %s: out of memory", path);
     char *tmp = NULL;
     int fd = -1;
-    lv_err rc = write_tmp(w, base_txid, base_checksum, base_commit, 0, 0, &fd, &tmp, err);
+    lv_err rc = take_lock(w, err);
+    if (rc)
+        goto done;
+    rc = write_tmp(w, base_txid, base_checksum, base_commit, 0, 0, &fd, &tmp, err);
     if (rc)
         goto done;
     /* A crash before the rename leaves only the temp file; after it, the empty buffer. */
@@ -527,6 +559,8 @@ lv_err wbuf_open(wbuf **out, const char *path, uint64_t max_bytes, unsigned flag
     w->base_txid = get64(h + 16);
     w->base_checksum = get64(h + 24);
     w->base_commit = get32(h + 32);
+    if ((rc = take_lock(w, err)) != LV_OK)
+        goto done;
     rc = scan(w, fd, (uint64_t)size, 0, &w->st, err);
     if (rc)
         goto done;
@@ -671,6 +705,10 @@ lv_err wbuf_commit(wbuf *w, uint32_t commit_pages, char *err)
         goto done;
     if ((w->flags & WBUF_SYNC_COMMIT) && fdatasync(w->fd) != 0) {
         rc = lv_fail(err, LV_EIO, "write buffer %s: fdatasync: %s", w->path, strerror(errno));
+        /* the caller is told the commit failed: a recovery must not find it committed */
+        if (ftruncate(w->fd, (off_t)w->st.end) != 0)
+            lv_wrap(err, rc, "(and the commit record could not be taken back: %s) ",
+                    strerror(errno));
         goto done;
     }
     state_commit(&w->st, commit_pages, w->st.end + COMMIT_SIZE);
