@@ -327,8 +327,9 @@ static int snapshot_step(const char *cmd, replica *r, fileset *set, int forced, 
         cli_error(cmd, path, "create a temporary file: %s", strerror(errno));
         goto done;
     }
-    unlink(path); /* gone when closed, whatever happens */
-    if (restore_run(r, NULL, fd, NULL, &res, err) != LV_OK) {
+    unlink(path);                     /* gone when closed, whatever happens */
+    replica_target at_top = {top, 0}; /* what was listed, whatever lands meanwhile */
+    if (restore_run(r, &at_top, fd, NULL, &res, err) != LV_OK) {
         cli_error(cmd, replica_describe(r), "snapshot: restore: %s", err);
         goto done;
     }

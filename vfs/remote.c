@@ -13,9 +13,10 @@
 #include "replica.h"
 
 #define READAHEAD_MAX 64 /* pages in one ranged GET at most */
-#define GAP_POLLS_MAX                                                                              \
-    5 /* polls stuck behind a gap at levels 0-1 before planning over all levels                    \
-       */
+/* polls stuck behind a gap at levels 0-1 before the poller plans over all levels */
+#define GAP_POLLS_MAX 5
+/* listings an open takes again when one raced a compaction, an upload or a deletion */
+#define OPEN_RACES_MAX 3
 
 struct rdb {
     rdb *next; /* in the registry */
@@ -241,6 +242,7 @@ static void *poll_main(void *arg);
 static lv_err open_latest(rdb *d, char *err)
 {
     int64_t deadline = mono_ms() + d->cfg.open_timeout_ms;
+    int races = 0; /* listings that raced an upload, a compaction or a deletion */
     for (;;) {
         replica_file *files = NULL;
         size_t n = 0;
@@ -257,7 +259,16 @@ static lv_err open_latest(rdb *d, char *err)
         if (rc == LV_OK) {
             rc = build_from_plan(d, &plan, 0, &d->latest, err);
             lv_free(plan.files);
-            return rc;
+            /* a planned file deleted between the listing and the fetch: list again */
+            if (rc != LV_ENOTFOUND || ++races > OPEN_RACES_MAX)
+                return rc;
+            rdb_log(VCONF_LOG_INFO, "%s: a file went away while opening (%s); listing again",
+                    replica_describe(d->rep), err);
+            continue;
+        }
+        if (rc == LV_ECONFLICT && ++races <= OPEN_RACES_MAX) { /* a gap: maybe a racing listing */
+            rdb_log(VCONF_LOG_INFO, "%s: %s; listing again", replica_describe(d->rep), err);
+            continue;
         }
         if (rc != LV_ENOTFOUND)
             return rc;
@@ -348,6 +359,13 @@ lv_err rdb_acquire(const vconf *c, rdb **out, char *err)
     pthread_mutex_lock(&registry_mu);
     for (rdb *d = registry; d; d = d->next) {
         if (strcmp(d->cfg.replica, c->replica) == 0 && d->cfg.write == c->write) {
+            if (d->cfg.cache_size != c->cache_size ||
+                d->cfg.poll_interval_ms != c->poll_interval_ms ||
+                d->cfg.retry_timeout_ms != c->retry_timeout_ms)
+                rdb_log(VCONF_LOG_WARN,
+                        "%s is open already: its first opener's cache_size, poll_interval and "
+                        "retry_timeout apply (this open's differ)",
+                        replica_describe(d->rep));
             d->refs++;
             pthread_mutex_unlock(&registry_mu);
             *out = d;
