@@ -45,7 +45,9 @@
  * http and https; https verifies with the system CA store, or ca_bundle, unless skip_verify.
  *
  * Threads: an s3_client may be used from several threads at once (each s3_run has its own curl
- * multi handle; the connection cache is shared under a lock). Memory: lv_malloc. Time: the clock
+ * multi handle and takes one of the client's pooled connection caches for its duration, so
+ * connections persist between calls and concurrent calls never share one). Memory: lv_malloc.
+ * Time: the clock
  * and the jitter seed are injectable (s3_config), so tests can fix both.
  */
 #ifndef LV_S3_H

@@ -101,7 +101,8 @@ void rdb_get_stats(rdb *d, rdb_stats *out);
 /* litestream_stats() as JSON, appended to out. */
 void rdb_stats_json(rdb *d, lv_buf *out);
 
-/* The log: level-filtered lines to stderr and sqlite3_log. */
+/* The log: level-filtered lines to stderr (read failures also go to sqlite3_log, from the
+ * extension). */
 void rdb_log(vconf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rdb_set_log_level(vconf_log_level level);
 
