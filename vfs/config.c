@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 lv_err vconf_parse_duration(const char *s, int64_t *ms, char *err)
 {
@@ -124,6 +125,16 @@ static const struct setting {
     {"LITESTREAM_SYNC_INTERVAL", "sync_interval", K_SYNC, offsetof(vconf, sync_interval_ms), 0},
     {"LITESTREAM_BUFFER_PATH", "buffer", K_STRING, offsetof(vconf, buffer),
      sizeof(((vconf *)0)->buffer)},
+    {"LITESTREAM_BUFFER_MAX", "buffer_max", K_SIZE, offsetof(vconf, buffer_max), 0},
+    {"LITESTREAM_LEASE_TTL", "lease_ttl", K_DURATION, offsetof(vconf, lease_ttl_ms), 0},
+    {"LITESTREAM_COMPACTION", "compaction", K_BOOL, offsetof(vconf, compaction), 0},
+    {"LITESTREAM_L1_INTERVAL", "l1_interval", K_DURATION, offsetof(vconf, level_interval_ms[1]), 0},
+    {"LITESTREAM_L2_INTERVAL", "l2_interval", K_DURATION, offsetof(vconf, level_interval_ms[2]), 0},
+    {"LITESTREAM_L3_INTERVAL", "l3_interval", K_DURATION, offsetof(vconf, level_interval_ms[3]), 0},
+    {"LITESTREAM_SNAPSHOT_INTERVAL", "snapshot_interval", K_DURATION,
+     offsetof(vconf, snapshot_interval_ms), 0},
+    {"LITESTREAM_RETENTION", "retention", K_DURATION, offsetof(vconf, retention_ms), 0},
+    {"LITESTREAM_L0_RETENTION", "l0_retention", K_DURATION, offsetof(vconf, l0_retention_ms), 0},
     {"LITESTREAM_HYDRATION_PATH", "hydration", K_STRING, offsetof(vconf, hydration),
      sizeof(((vconf *)0)->hydration)},
     {"LITESTREAM_LOG_LEVEL", NULL, K_LOG, offsetof(vconf, log_level), 0},
@@ -160,6 +171,19 @@ static lv_err set(vconf *c, const struct setting *s, const char *v, char *err)
     return LV_EINVAL;
 }
 
+/* ${TMPDIR:-/tmp}/litestream-vfs-<uid>/<FNV-1a 64 of the replica URL>.wbuf */
+static void default_buffer(vconf *c)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *s = c->replica; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp || strlen(tmp) > VCONF_PATH_MAX - 64)
+        tmp = "/tmp";
+    snprintf(c->buffer, sizeof c->buffer, "%s/litestream-vfs-%u/%016llx.wbuf", tmp,
+             (unsigned)getuid(), (unsigned long long)h);
+}
+
 lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
 {
     memset(c, 0, sizeof *c);
@@ -169,6 +193,15 @@ lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
     c->retry_timeout_ms = 30000;
     c->sync_interval_ms = 1000;
     c->log_level = VCONF_LOG_WARN;
+    c->buffer_max = 1u << 30;
+    c->lease_ttl_ms = 30000;
+    c->compaction = 1;
+    c->level_interval_ms[1] = 30000;
+    c->level_interval_ms[2] = 5 * 60000;
+    c->level_interval_ms[3] = 3600000;
+    c->snapshot_interval_ms = 24 * 3600000;
+    c->retention_ms = 24 * 3600000;
+    c->l0_retention_ms = 5 * 60000;
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
         const struct setting *s = &settings[i];
         const char *v = getenv(s->env);
@@ -186,5 +219,9 @@ lv_err vconf_load(vconf *c, vconf_lookup_fn uri, void *uri_ctx, char *err)
         return lv_fail(err, LV_EINVAL, "the poll interval must be at least 1ms");
     if (c->retry_timeout_ms < 1 || c->retry_timeout_ms > UINT32_MAX)
         return lv_fail(err, LV_EINVAL, "the retry timeout must be between 1ms and 49 days");
+    if (c->lease_ttl_ms < 1000)
+        return lv_fail(err, LV_EINVAL, "the lease TTL must be at least 1s");
+    if (!c->buffer[0])
+        default_buffer(c);
     return LV_OK;
 }

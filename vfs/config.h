@@ -15,9 +15,23 @@
  *   LITESTREAM_WRITE_ENABLED    write           write mode                           off
  *   LITESTREAM_SYNC_INTERVAL    sync_interval   write mode: shipping interval (0:    1s
  *                                               the default; negative: on close only)
- *   LITESTREAM_BUFFER_PATH      buffer          write mode: the write buffer         a temp file
+ *   LITESTREAM_BUFFER_PATH      buffer          write mode: the write buffer         see below
+ *   LITESTREAM_BUFFER_MAX       buffer_max      write mode: the buffer's size bound  1G
+ *                                               (past it writes fail: SQLITE_FULL)
+ *   LITESTREAM_LEASE_TTL        lease_ttl       write mode: the writer lease's TTL   30s
+ *   LITESTREAM_COMPACTION       compaction      write mode: compact in the writer    on
+ *   LITESTREAM_L1_INTERVAL      l1_interval     compaction L0->L1 every              30s
+ *   LITESTREAM_L2_INTERVAL      l2_interval     compaction L1->L2 every              5m
+ *   LITESTREAM_L3_INTERVAL      l3_interval     compaction L2->L3 every              1h
+ *   LITESTREAM_SNAPSHOT_INTERVAL snapshot_interval  a snapshot every                 24h
+ *   LITESTREAM_RETENTION        retention       snapshots (and what they cover) kept 24h
+ *   LITESTREAM_L0_RETENTION     l0_retention    compacted L0 files kept              5m
  *   LITESTREAM_HYDRATION_PATH   hydration       hydrate to this file                 off
  *   LITESTREAM_LOG_LEVEL                        error, warn, info, debug (stderr)    warn
+ *
+ * The default buffer path is ${TMPDIR:-/tmp}/litestream-vfs-<uid>/<16 hex digits of a hash of
+ * the replica URL>.wbuf: the same replica gets the same buffer after a restart (which ships what
+ * a crash left in it), different replicas never share one.
  *
  * Durations: 250ms, 1s, 1.5s, 2m, 1h; a bare number is seconds. Sizes: 1048576, 64k, 10M, 1G
  * (powers of 1024). Booleans: 1/0, true/false, on/off, yes/no.
@@ -49,8 +63,13 @@ typedef struct vconf {
     int64_t open_timeout_ms;
     int64_t retry_timeout_ms;
     int write;
-    int64_t sync_interval_ms; /* -1: ship on close (and litestream_sync()) only */
-    char buffer[VCONF_PATH_MAX];
+    int64_t sync_interval_ms;    /* -1: ship on close (and litestream_sync()) only */
+    char buffer[VCONF_PATH_MAX]; /* "" until vconf_load fills in the default */
+    uint64_t buffer_max;
+    int64_t lease_ttl_ms;
+    int compaction;
+    int64_t level_interval_ms[4]; /* [1..3] */
+    int64_t snapshot_interval_ms, retention_ms, l0_retention_ms;
     char hydration[VCONF_PATH_MAX];
     vconf_log_level log_level;
 } vconf;

@@ -41,22 +41,27 @@ SQLITE_EXTENSION_INIT1
 
 #include "alloc.h"
 #include "config.h"
+#include "memfile.h"
 #include "pagemap.h"
 #include "remote.h"
 #include "timeexpr.h"
+#include "writer.h"
 
 #define VFS_NAME "litestream"
 
 typedef struct lfile {
     sqlite3_file base; /* first: SQLite sees this */
-    rdb *db;
+    rdb *db;           /* read mode: our reference; write mode: the writer's */
+    wdb *w;            /* write mode: the shared write state (a reference), else NULL */
     vconf cfg;
     pagemap *view;   /* the map of the read transaction in progress (a reference), or NULL */
     pagemap *travel; /* a time-travel map (a reference), or NULL for the latest */
     int64_t travel_ms;
     int lock;
-    uint8_t *page; /* one page of scratch */
+    uint8_t *page; /* one page of scratch (the largest page size) */
 } lfile;
+
+#define MAX_PAGE_SIZE 65536
 
 static sqlite3_vfs *orig_vfs; /* the default VFS: temporary files, time, randomness */
 
@@ -136,14 +141,49 @@ static int lf_close(sqlite3_file *f)
     lfile *p = (lfile *)f;
     pagemap_unref(p->view);
     pagemap_unref(p->travel);
-    rdb_release(p->db);
+    if (p->w)
+        wdb_release(p->w);
+    else
+        rdb_release(p->db);
     sqlite3_free(p->page);
+    return SQLITE_OK;
+}
+
+/* Write mode (no time travel): the buffer, then the replica, through the writer. */
+static int write_mode_read(lfile *p, uint8_t *out, int amt, sqlite3_int64 off)
+{
+    uint32_t ps = wdb_page_size(p->w);
+    uint64_t db_size = ps ? (uint64_t)wdb_pages(p->w, p) * ps : 0;
+    uint64_t pos = (uint64_t)off, end = (uint64_t)off + (uint64_t)amt;
+    while (pos < end) {
+        if (pos >= db_size) {
+            memset(out + (pos - (uint64_t)off), 0, (size_t)(end - pos));
+            return SQLITE_IOERR_SHORT_READ;
+        }
+        uint32_t pgno = (uint32_t)(pos / ps + 1);
+        uint32_t in_page = (uint32_t)(pos % ps);
+        uint32_t n = ps - in_page;
+        if (n > end - pos)
+            n = (uint32_t)(end - pos);
+        char err[LV_ERRLEN] = "";
+        int rc = wdb_read(p->w, p, pgno, p->page, err);
+        if (rc != SQLITE_OK) {
+            sqlite3_log(rc, "litestream: %s: %s", rdb_describe(p->db), err);
+            return rc;
+        }
+        if (pgno == 1)
+            p->page[18] = p->page[19] = 1; /* a rollback journal, never WAL */
+        memcpy(out + (pos - (uint64_t)off), p->page + in_page, n);
+        pos += n;
+    }
     return SQLITE_OK;
 }
 
 static int lf_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 {
     lfile *p = (lfile *)f;
+    if (p->w && !p->travel)
+        return write_mode_read(p, buf, amt, off);
     pagemap *m = current_map(p);
     uint32_t ps = pagemap_page_size(m);
     uint64_t db_size = (uint64_t)pagemap_commit(m) * ps;
@@ -199,27 +239,65 @@ static int lf_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
     return rc;
 }
 
+/* A write-mode failure: logged with its cause (SQLite only shows the code). */
+static int write_failed(lfile *p, int rc, const char *what, const char *err)
+{
+    sqlite3_log(rc, "litestream: %s: %s: %s", rdb_describe(p->db), what, err);
+    rdb_log(VCONF_LOG_ERROR, "%s: %s: %s", rdb_describe(p->db), what, err);
+    return rc;
+}
+
 static int lf_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
 {
-    (void)f, (void)buf, (void)amt, (void)off;
-    return SQLITE_READONLY;
+    lfile *p = (lfile *)f;
+    if (!p->w || p->travel)
+        return SQLITE_READONLY;
+    uint32_t ps = wdb_page_size(p->w);
+    if (!ps && off == 0)
+        ps = (uint32_t)amt; /* a new database: the first write is page 1 */
+    if (!ps || amt != (int)ps || off % ps != 0) {
+        char err[LV_ERRLEN];
+        snprintf(err, sizeof err, "a write of %d bytes at offset %lld is not one page of %u bytes",
+                 amt, (long long)off, ps);
+        return write_failed(p, SQLITE_IOERR_WRITE, "write", err);
+    }
+    char err[LV_ERRLEN] = "";
+    int rc = wdb_write(p->w, p, (uint32_t)(off / ps + 1), buf, (uint32_t)amt, err);
+    return rc == SQLITE_OK ? rc : write_failed(p, rc, "write", err);
 }
 
 static int lf_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    (void)f, (void)size;
-    return SQLITE_READONLY;
+    lfile *p = (lfile *)f;
+    if (!p->w || p->travel)
+        return SQLITE_READONLY;
+    uint32_t ps = wdb_page_size(p->w);
+    if (!ps)
+        return SQLITE_OK; /* nothing was ever written */
+    char err[LV_ERRLEN] = "";
+    int rc = wdb_truncate(p->w, p, (uint32_t)((uint64_t)size / ps), err);
+    return rc == SQLITE_OK ? rc : write_failed(p, rc, "truncate", err);
 }
 
+/* SQLite's xSync of the database is the commit point of its rollback-journal protocol. */
 static int lf_sync(sqlite3_file *f, int flags)
 {
-    (void)f, (void)flags;
-    return SQLITE_OK;
+    (void)flags;
+    lfile *p = (lfile *)f;
+    if (!p->w)
+        return SQLITE_OK;
+    char err[LV_ERRLEN] = "";
+    int rc = wdb_commit(p->w, p, err);
+    return rc == SQLITE_OK ? rc : write_failed(p, rc, "commit", err);
 }
 
 static int lf_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
     lfile *p = (lfile *)f;
+    if (p->w && !p->travel) {
+        *size = (sqlite3_int64)wdb_pages(p->w, p) * wdb_page_size(p->w);
+        return SQLITE_OK;
+    }
     pagemap *m = current_map(p);
     *size = (sqlite3_int64)pagemap_commit(m) * pagemap_page_size(m);
     pagemap_unref(m);
@@ -229,6 +307,16 @@ static int lf_file_size(sqlite3_file *f, sqlite3_int64 *size)
 static int lf_lock(sqlite3_file *f, int level)
 {
     lfile *p = (lfile *)f;
+    if (p->w && level >= SQLITE_LOCK_RESERVED && p->travel)
+        return SQLITE_READONLY; /* a view of the past is read-only */
+    if (p->w) {
+        int rc = wdb_lock(p->w, p, p->lock, level);
+        if (rc == SQLITE_OK && level > p->lock)
+            p->lock = level;
+        if (rc == SQLITE_OK && level == SQLITE_LOCK_SHARED && p->travel && !p->view)
+            p->view = current_map(p);
+        return rc;
+    }
     if (level >= SQLITE_LOCK_RESERVED)
         return SQLITE_READONLY;
     if (level == SQLITE_LOCK_SHARED && p->lock == SQLITE_LOCK_NONE) {
@@ -244,18 +332,22 @@ static int lf_lock(sqlite3_file *f, int level)
 static int lf_unlock(sqlite3_file *f, int level)
 {
     lfile *p = (lfile *)f;
+    int rc = SQLITE_OK;
+    char err[LV_ERRLEN] = "";
+    if (p->w && (rc = wdb_unlock(p->w, p, p->lock, level, err)) != SQLITE_OK)
+        write_failed(p, rc, "commit", err);
     if (level == SQLITE_LOCK_NONE) {
         pagemap_unref(p->view);
         p->view = NULL;
     }
     p->lock = level;
-    return SQLITE_OK;
+    return rc;
 }
 
 static int lf_check_reserved_lock(sqlite3_file *f, int *out)
 {
-    (void)f;
-    *out = 0;
+    lfile *p = (lfile *)f;
+    *out = p->w ? wdb_reserved_by_other(p->w, p) : 0;
     return SQLITE_OK;
 }
 
@@ -273,6 +365,58 @@ static int lf_device_characteristics(sqlite3_file *f)
 
 /* ---- pragmas ------------------------------------------------------------------------------ */
 
+static const char *uri_lookup(void *ctx, const char *name);
+
+/*
+ * PRAGMA litestream_write_enabled = 1 | 0 on an open connection, outside a transaction: takes the
+ * replica's write state (the lease; SQLITE_BUSY naming the holder if another writer has it), or
+ * ships what is committed and goes back to read mode.
+ */
+static int set_write_mode(lfile *p, int on, char **result)
+{
+    if (on == (p->w != NULL))
+        return SQLITE_OK;
+    if (p->lock != SQLITE_LOCK_NONE) {
+        *result = sqlite3_mprintf("litestream_write_enabled: not inside a transaction");
+        return SQLITE_ERROR;
+    }
+    char err[LV_ERRLEN] = "";
+    vconf c = p->cfg;
+    c.write = on;
+    if (on) {
+        wdb *w = NULL;
+        if (wdb_acquire(&c, &w, err) != LV_OK) {
+            *result = sqlite3_mprintf("litestream_write_enabled: %s", err);
+            return SQLITE_ERROR;
+        }
+        pagemap_unref(p->travel);
+        p->travel = NULL;
+        rdb_release(p->db);
+        p->db = wdb_rdb(w);
+        p->w = w;
+    } else {
+        rdb *db = NULL;
+        uint64_t txid;
+        if (wdb_sync(p->w, &txid, err) != LV_OK) {
+            *result = sqlite3_mprintf("litestream_write_enabled: sync before leaving write mode: "
+                                      "%s",
+                                      err);
+            return SQLITE_ERROR;
+        }
+        if (rdb_acquire(&c, &db, err) != LV_OK) {
+            *result = sqlite3_mprintf("litestream_write_enabled: %s", err);
+            return SQLITE_ERROR;
+        }
+        pagemap_unref(p->travel);
+        p->travel = NULL;
+        wdb_release(p->w);
+        p->w = NULL;
+        p->db = db;
+    }
+    p->cfg.write = on;
+    return SQLITE_OK;
+}
+
 /*
  * One litestream_* pragma or function: name, value (NULL to read). On success *result is the
  * value (sqlite3_malloc'd, may be NULL for none); on failure *result is the message and the
@@ -282,6 +426,18 @@ static int do_pragma(lfile *p, const char *name, const char *value, char **resul
 {
     *result = NULL;
     char err[LV_ERRLEN] = "";
+    if (sqlite3_stricmp(name, "litestream_write_enabled") == 0) {
+        if (value) {
+            int on = 0;
+            if (vconf_parse_bool(value, &on, err) != LV_OK) {
+                *result = sqlite3_mprintf("litestream_write_enabled: %s", err);
+                return SQLITE_ERROR;
+            }
+            return set_write_mode(p, on, result);
+        }
+        *result = sqlite3_mprintf("%d", p->w ? 1 : 0);
+        return *result ? SQLITE_OK : SQLITE_NOMEM;
+    }
     if (sqlite3_stricmp(name, "litestream_txid") == 0 ||
         sqlite3_stricmp(name, "litestream_lag") == 0 ||
         sqlite3_stricmp(name, "litestream_hydration_progress") == 0 ||
@@ -290,18 +446,27 @@ static int do_pragma(lfile *p, const char *name, const char *value, char **resul
             *result = sqlite3_mprintf("%s is read-only", name);
             return SQLITE_ERROR;
         }
-        if (sqlite3_stricmp(name, "litestream_txid") == 0) {
+        if (sqlite3_stricmp(name, "litestream_txid") == 0 && p->w && !p->travel) {
+            *result = sqlite3_mprintf("%016llx", (unsigned long long)wdb_txid(p->w));
+        } else if (sqlite3_stricmp(name, "litestream_txid") == 0) {
             pagemap *m = current_map(p);
             *result = sqlite3_mprintf("%016llx", (unsigned long long)pagemap_txid(m));
             pagemap_unref(m);
         } else if (sqlite3_stricmp(name, "litestream_lag") == 0) {
-            *result = sqlite3_mprintf("%lld", (long long)rdb_lag_seconds(p->db));
+            /* the writer is the replica's source: no lag */
+            *result = sqlite3_mprintf("%lld", p->w ? 0LL : (long long)rdb_lag_seconds(p->db));
         } else if (sqlite3_stricmp(name, "litestream_hydration_progress") == 0) {
             *result = sqlite3_mprintf("0.0");
         } else {
             lv_buf b;
             lv_buf_init(&b);
             rdb_stats_json(p->db, &b);
+            if (p->w && b.len && b.data[b.len - 1] == '}') { /* {..., "write": {...}} */
+                b.len--;
+                lv_buf_puts(&b, ",\"write\":");
+                wdb_stats_json(p->w, &b);
+                lv_buf_putc(&b, '}');
+            }
             *result = sqlite3_mprintf("%s", b.data ? b.data : "{}");
             lv_buf_free(&b);
         }
@@ -380,9 +545,15 @@ static int lv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flag
 {
     (void)vfs;
     if (!(flags & SQLITE_OPEN_MAIN_DB)) {
-        if (flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_SUPER_JOURNAL)) {
+        if (flags & SQLITE_OPEN_WAL) {
             f->pMethods = NULL;
-            return SQLITE_CANTOPEN; /* read mode: never a journal, never WAL */
+            return SQLITE_CANTOPEN; /* never WAL */
+        }
+        if (flags & (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_SUPER_JOURNAL)) {
+            memfile_open(f); /* write mode's rollback journal: in memory (memfile.h says why) */
+            if (out_flags)
+                *out_flags = flags;
+            return SQLITE_OK;
         }
         return orig_vfs->xOpen(orig_vfs, name, f, flags, out_flags); /* temporary files */
     }
@@ -393,22 +564,29 @@ static int lv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flag
     if (vconf_load(&p->cfg, uri_lookup, (void *)name, err) != LV_OK)
         goto fail;
     if (p->cfg.write) {
-        snprintf(err, sizeof err,
-                 "write mode (LITESTREAM_WRITE_ENABLED / write=1) is not "
-                 "available in this build yet");
+        lv_err e = wdb_acquire(&p->cfg, &p->w, err);
+        if (e == LV_ECONFLICT)
+            rc = SQLITE_BUSY; /* another writer: err names it */
+        if (e != LV_OK)
+            goto fail;
+        p->db = wdb_rdb(p->w);
+    } else if (rdb_acquire(&p->cfg, &p->db, err) != LV_OK) {
         goto fail;
     }
-    if (rdb_acquire(&p->cfg, &p->db, err) != LV_OK)
-        goto fail;
-    p->page = sqlite3_malloc64(rdb_page_size(p->db));
+    p->page = sqlite3_malloc64(MAX_PAGE_SIZE);
     if (!p->page) {
-        rdb_release(p->db);
+        if (p->w)
+            wdb_release(p->w);
+        else
+            rdb_release(p->db);
         rc = SQLITE_NOMEM;
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
+    /* read-write for SQLite (so PRAGMA litestream_write_enabled can switch modes); read mode
+     * refuses the write lock with SQLITE_READONLY */
     if (out_flags)
-        *out_flags = (flags & ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READONLY;
+        *out_flags = flags;
     p->base.pMethods = &lf_methods;
     return SQLITE_OK;
 fail:
@@ -442,6 +620,9 @@ static int lv_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out
 static int lv_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
 {
     (void)vfs;
+    size_t n = strlen(name);
+    if (n > 8 && strcmp(name + n - 8, "-journal") == 0)
+        return SQLITE_OK; /* journals live in memory (memfile.h) */
     return orig_vfs->xDelete(orig_vfs, name, sync_dir);
 }
 
@@ -574,6 +755,33 @@ static void fn_pragma(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_free(result);
 }
 
+/* litestream_sync(): ships what is committed now; the durable TXID, 16 hex digits. */
+static void fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc, (void)argv;
+    lfile *p = main_file(ctx);
+    if (!p)
+        return;
+    if (!p->w) {
+        sqlite3_result_error(ctx,
+                             "litestream_sync: the database is not open in write mode "
+                             "(LITESTREAM_WRITE_ENABLED=true or write=1)",
+                             -1);
+        return;
+    }
+    char err[LV_ERRLEN] = "";
+    uint64_t txid = 0;
+    if (wdb_sync(p->w, &txid, err) != LV_OK) {
+        char *msg = sqlite3_mprintf("litestream_sync: %s", err);
+        sqlite3_result_error(ctx, msg ? msg : "litestream_sync: failed", -1);
+        sqlite3_free(msg);
+        return;
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)txid);
+    sqlite3_result_text(ctx, hex, 16, SQLITE_TRANSIENT);
+}
+
 static int register_functions(sqlite3 *db, char **err, const sqlite3_api_routines *api)
 {
     (void)err, (void)api;
@@ -596,7 +804,8 @@ static int register_functions(sqlite3 *db, char **err, const sqlite3_api_routine
         if (rc != SQLITE_OK)
             return rc;
     }
-    return SQLITE_OK;
+    return sqlite3_create_function_v2(db, "litestream_sync", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+                                      NULL, fn_sync, NULL, NULL, NULL);
 }
 
 /* ---- entry point -------------------------------------------------------------------------- */

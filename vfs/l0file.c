@@ -47,7 +47,7 @@ static lv_err check_input(const l0file_input *in, uint32_t lock, char *err)
     if (in->base_txid == 0 && in->base_commit != 0)
         return lv_fail(err, LV_EINVAL, "level-0 file: a new database with %u base pages",
                        in->base_commit);
-    if (in->base_txid != 0 && !in->base_page_checksum)
+    if (in->base_txid != 0 && !in->no_checksum && !in->base_page_checksum)
         return lv_fail(err, LV_EINVAL, "level-0 file: no base page checksum callback");
     if (in->n && (!in->pgnos || !in->pages))
         return lv_fail(err, LV_EINVAL, "level-0 file: pages missing");
@@ -77,7 +77,8 @@ lv_err l0file_encode(const l0file_input *in, l0file_result *out, char *err)
 
     /* The new database checksum, as a raw XOR; bit 63 is forced at the end. */
     uint64_t sum = 0;
-    if (!snapshot) {
+    int no_sum = in->no_checksum && !snapshot;
+    if (!snapshot && !no_sum) {
         sum = in->base_checksum;
         for (size_t i = 0; i < in->n; i++) {
             uint32_t p = in->pgnos[i];
@@ -114,7 +115,9 @@ lv_err l0file_encode(const l0file_input *in, l0file_result *out, char *err)
     h.commit = in->commit;
     h.min_txid = h.max_txid = in->base_txid + 1;
     h.timestamp = in->timestamp_ms;
-    h.pre_apply_checksum = snapshot ? 0 : in->base_checksum;
+    h.pre_apply_checksum = snapshot || no_sum ? 0 : in->base_checksum;
+    if (no_sum)
+        h.flags = LTX_HEADER_FLAG_NO_CHECKSUM;
     rc = ltx_encoder_open(&e, &h, mem_write, &m, err);
     if (rc)
         goto done;

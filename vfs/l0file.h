@@ -20,6 +20,9 @@
  * with ltx_page_checksum(pgno, image, page_size); one that keeps a per-page checksum table looks
  * it up.
  *
+ * Over a base without a database checksum (no_checksum) the file is NoChecksum: pre- and
+ * post-apply 0, the flag set, and no base page checksum is needed.
+ *
  * Threads: no state; the callback is called on the calling thread only.
  */
 #ifndef LV_L0FILE_H
@@ -46,6 +49,8 @@ typedef struct l0file_input {
     int64_t timestamp_ms;  /* the caller's clock */
     l0file_checksum_fn base_page_checksum;
     void *ctx;
+    int no_checksum; /* the base has no database checksum: a NoChecksum file (pre- and post-apply
+                      * 0, as Litestream writes), no callback; ignored for a snapshot */
 } l0file_input;
 
 typedef struct l0file_result {

@@ -16,6 +16,7 @@ struct pagemap {
     uint32_t n_files;    /* file_txid's length */
     uint64_t txid;
     int64_t timestamp;
+    uint64_t checksum;
 };
 
 pagemap *pagemap_new(uint32_t page_size)
@@ -36,6 +37,7 @@ pagemap *pagemap_clone(const pagemap *src)
     m->commit = src->commit;
     m->txid = src->txid;
     m->timestamp = src->timestamp;
+    m->checksum = src->checksum;
     if (src->commit) {
         m->entries = lv_malloc((size_t)src->commit * sizeof *m->entries);
         if (!m->entries)
@@ -150,4 +152,14 @@ uint32_t pagemap_page_size(const pagemap *m)
 int64_t pagemap_timestamp(const pagemap *m)
 {
     return m->timestamp;
+}
+
+void pagemap_set_checksum(pagemap *m, uint64_t checksum)
+{
+    m->checksum = checksum;
+}
+
+uint64_t pagemap_checksum(const pagemap *m)
+{
+    return m->checksum;
 }

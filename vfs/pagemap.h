@@ -61,5 +61,9 @@ uint64_t pagemap_txid(const pagemap *m);   /* the TXID the map is at (0: empty) 
 uint32_t pagemap_commit(const pagemap *m); /* pages in the database */
 uint32_t pagemap_page_size(const pagemap *m);
 int64_t pagemap_timestamp(const pagemap *m); /* header timestamp of the last file applied */
+/* The database checksum at the map's TXID (the last file's post-apply; 0: unknown, as after a
+ * NoChecksum file). Set by whoever applies the file, on a map private to it. */
+void pagemap_set_checksum(pagemap *m, uint64_t checksum);
+uint64_t pagemap_checksum(const pagemap *m);
 
 #endif

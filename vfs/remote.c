@@ -17,6 +17,8 @@
 #define GAP_POLLS_MAX 5
 /* listings an open takes again when one raced a compaction, an upload or a deletion */
 #define OPEN_RACES_MAX 3
+/* the page size of the empty map of a new database (write mode), until its first file */
+#define EMPTY_PAGE_SIZE 4096
 
 struct rdb {
     rdb *next; /* in the registry */
@@ -144,6 +146,10 @@ static lv_err apply_metas(rdb *d, pagemap *m, replica_meta *metas, size_t n, cha
         if (rc != LV_OK)
             return rc;
         rc = pagemap_apply(m, no, &metas[i].header, &metas[i].index, err);
+        if (rc == LV_OK)
+            pagemap_set_checksum(m, ltx_header_no_checksum(&metas[i].header)
+                                        ? 0
+                                        : metas[i].trailer.post_apply_checksum);
         if (rc != LV_OK) {
             lv_buf key;
             lv_buf_init(&key);
@@ -272,6 +278,10 @@ static lv_err open_latest(rdb *d, char *err)
         }
         if (rc != LV_ENOTFOUND)
             return rc;
+        if (d->cfg.write) { /* write mode: an empty replica is a new database */
+            d->latest = pagemap_new(EMPTY_PAGE_SIZE);
+            return d->latest ? LV_OK : lv_fail(err, LV_ENOMEM, "out of memory");
+        }
         if (mono_ms() >= deadline)
             return lv_fail(err, LV_ENOTFOUND,
                            "the replica holds no LTX file yet (waited %lld ms: "
@@ -331,7 +341,7 @@ static lv_err rdb_open(const vconf *c, rdb **out, char *err)
     lv_err rc = replica_open(c->replica, &ro, &d->rep, err);
     if (rc == LV_OK)
         rc = open_latest(d, err);
-    if (rc == LV_OK)
+    if (rc == LV_OK && pagemap_txid(d->latest))
         d->page_size = pagemap_page_size(d->latest);
     if (rc == LV_OK && !c->write) {
         if (pthread_create(&d->poller, NULL, poll_main, d) != 0)
@@ -407,9 +417,12 @@ const char *rdb_describe(const rdb *d)
     return replica_describe(d->rep);
 }
 
-uint32_t rdb_page_size(const rdb *d)
+uint32_t rdb_page_size(rdb *d)
 {
-    return d->page_size;
+    pthread_mutex_lock(&d->mu);
+    uint32_t ps = d->page_size;
+    pthread_mutex_unlock(&d->mu);
+    return ps;
 }
 
 pagemap *rdb_latest(rdb *d)
@@ -457,6 +470,114 @@ lv_err rdb_rebuild(rdb *d, uint64_t txid, pagemap **out, char *err)
             replica_describe(d->rep), (unsigned long long)txid);
     *out = m;
     return LV_OK;
+}
+
+replica *rdb_replica(rdb *d)
+{
+    return d->rep;
+}
+
+/* Publishes m (the caller's reference passes to d) as the newest map. */
+static void publish(rdb *d, pagemap *m)
+{
+    pthread_mutex_lock(&d->mu);
+    if (!d->page_size)
+        d->page_size = pagemap_page_size(m);
+    pagemap_unref(d->latest);
+    d->latest = m;
+    d->st.txid = pagemap_txid(m);
+    pthread_mutex_unlock(&d->mu);
+}
+
+lv_err rdb_refresh(rdb *d, char *err)
+{
+    replica_file *files = NULL;
+    size_t n = 0;
+    replica_plan plan = {0};
+    lv_err rc = list_all(d, &files, &n, err);
+    if (rc == LV_OK) {
+        replica_target latest = {0, 0};
+        rc = replica_plan_restore(files, n, &latest, &plan, err);
+    }
+    lv_free(files);
+    if (rc == LV_ENOTFOUND && plan.n == 0) { /* empty */
+        lv_free(plan.files);
+        pagemap *cur = rdb_latest(d);
+        uint64_t had = pagemap_txid(cur);
+        pagemap_unref(cur);
+        if (had)
+            return lv_fail(err, LV_ENOTFOUND,
+                           "the replica is empty now, but held TXID %016llx at open",
+                           (unsigned long long)had);
+        return LV_OK;
+    }
+    pagemap *m = NULL;
+    if (rc == LV_OK) {
+        pagemap *cur = rdb_latest(d);
+        int same = pagemap_txid(cur) == plan.max_txid;
+        pagemap_unref(cur);
+        if (!same)
+            rc = build_from_plan(d, &plan, d->page_size, &m, err);
+    }
+    lv_free(plan.files);
+    if (rc != LV_OK)
+        return rc;
+    if (m) {
+        rdb_log(VCONF_LOG_INFO, "%s: now at TXID %016llx", replica_describe(d->rep),
+                (unsigned long long)pagemap_txid(m));
+        publish(d, m);
+    }
+    return LV_OK;
+}
+
+lv_err rdb_publish_local(rdb *d, const uint8_t *file, size_t size, const uint32_t *pgnos,
+                         const uint8_t *pages, size_t n, char *err)
+{
+    ltx_header h;
+    ltx_trailer t;
+    ltx_page_index idx = {0};
+    uint64_t ioff = 0, isize = 0;
+    lv_err rc = ltx_header_decode(&h, file, size, err);
+    if (rc == LV_OK && size < LTX_HEADER_SIZE + LTX_TAIL_SIZE)
+        rc = lv_fail(err, LV_ECORRUPT, "a level-0 file of %zu bytes", size);
+    if (rc == LV_OK)
+        rc = ltx_index_locate(file + size - LTX_TAIL_SIZE, size, &ioff, &isize, &t, err);
+    if (rc == LV_OK)
+        rc = ltx_index_parse(file + ioff, (size_t)isize, ioff, &h, &idx, err);
+    if (rc != LV_OK)
+        return lv_wrap(err, rc, "publishing TXID %016llx: ", (unsigned long long)h.max_txid);
+
+    replica_file f = {0, h.min_txid, h.max_txid, size, h.timestamp};
+    pagemap *cur = rdb_latest(d);
+    pagemap *m = pagemap_txid(cur) ? pagemap_clone(cur) : pagemap_new(h.page_size);
+    pagemap_unref(cur);
+    uint32_t no = 0;
+    if (!m) {
+        rc = lv_fail(err, LV_ENOMEM, "out of memory (page map)");
+        goto done;
+    }
+    pthread_mutex_lock(&d->mu);
+    rc = file_number(d, &f, &no, err);
+    if (rc == LV_OK && !d->cache) {
+        d->cache = cache_new(d->cfg.cache_size, h.page_size);
+        if (!d->cache)
+            rc = lv_fail(err, LV_ENOMEM, "out of memory (page cache of %llu bytes)",
+                         (unsigned long long)d->cfg.cache_size);
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (rc == LV_OK)
+        rc = pagemap_apply(m, no, &h, &idx, err);
+    if (rc != LV_OK) {
+        pagemap_unref(m);
+        goto done;
+    }
+    pagemap_set_checksum(m, ltx_header_no_checksum(&h) ? 0 : t.post_apply_checksum);
+    for (size_t i = 0; i < n; i++) /* the bytes just shipped: no GET for them */
+        cache_put(d->cache, pgnos[i], h.max_txid, pages + i * (size_t)h.page_size);
+    publish(d, m);
+done:
+    ltx_index_free(&idx);
+    return rc;
 }
 
 /* ---- polling ------------------------------------------------------------------------------ */
@@ -848,8 +969,9 @@ void rdb_get_stats(rdb *d, rdb_stats *out)
     pthread_mutex_lock(&d->mu);
     *out = d->st;
     pthread_mutex_unlock(&d->mu);
-    cache_stats cs;
-    cache_get_stats(d->cache, &cs);
+    cache_stats cs = {0};
+    if (d->cache)
+        cache_get_stats(d->cache, &cs);
     out->cache_hits = cs.hits;
     out->cache_misses = cs.misses;
     out->cache_evictions = cs.evictions;

@@ -44,6 +44,7 @@
 #include "config.h"
 #include "error.h"
 #include "pagemap.h"
+#include "replica.h"
 
 typedef struct rdb rdb;
 
@@ -68,7 +69,8 @@ lv_err rdb_acquire(const vconf *c, rdb **out, char *err);
 void rdb_release(rdb *d);
 
 const char *rdb_describe(const rdb *d);
-uint32_t rdb_page_size(const rdb *d);
+/* 0 for the new database of write mode until its first file. */
+uint32_t rdb_page_size(rdb *d);
 
 /* The newest page map, with a reference the caller drops with pagemap_unref. */
 pagemap *rdb_latest(rdb *d);
@@ -94,6 +96,23 @@ lv_err rdb_read_page(rdb *d, const pagemap *m, uint32_t pgno, uint8_t *out, char
  * caller owns the reference. Also publishes it as the newest map when that one is at txid.
  */
 lv_err rdb_rebuild(rdb *d, uint64_t txid, pagemap **out, char *err);
+
+/* ---- write mode (vfs/writer.c) ---- */
+
+/* The replica handle (for the lease and uploads); valid while d lives. */
+replica *rdb_replica(rdb *d);
+/*
+ * Lists the replica again and publishes its newest state as the newest map when it moved on (the
+ * writer, once it holds the lease). LV_ENOTFOUND if the replica lost everything it held.
+ */
+lv_err rdb_refresh(rdb *d, char *err);
+/*
+ * Lays a level-0 file the writer has just uploaded (file[0..size)) over the newest map and
+ * publishes the result; its pages (pgnos[0..n), images in pages) go into the cache. The first
+ * file of a new database sets the page size.
+ */
+lv_err rdb_publish_local(rdb *d, const uint8_t *file, size_t size, const uint32_t *pgnos,
+                         const uint8_t *pages, size_t n, char *err);
 
 /* Seconds since the last successful poll, -1 if none yet. */
 int64_t rdb_lag_seconds(rdb *d);
