@@ -18,10 +18,25 @@ static const char *lookup(void *ctx, const char *name)
 
 static void clear_env(void)
 {
-    static const char *vars[] = {
-        "LITESTREAM_REPLICA_URL",  "LITESTREAM_POLL_INTERVAL",  "LITESTREAM_CACHE_SIZE",
-        "LITESTREAM_OPEN_TIMEOUT", "LITESTREAM_WRITE_ENABLED",  "LITESTREAM_SYNC_INTERVAL",
-        "LITESTREAM_BUFFER_PATH",  "LITESTREAM_HYDRATION_PATH", "LITESTREAM_LOG_LEVEL"};
+    static const char *vars[] = {"LITESTREAM_REPLICA_URL",
+                                 "LITESTREAM_POLL_INTERVAL",
+                                 "LITESTREAM_CACHE_SIZE",
+                                 "LITESTREAM_OPEN_TIMEOUT",
+                                 "LITESTREAM_WRITE_ENABLED",
+                                 "LITESTREAM_SYNC_INTERVAL",
+                                 "LITESTREAM_BUFFER_PATH",
+                                 "LITESTREAM_HYDRATION_PATH",
+                                 "LITESTREAM_LOG_LEVEL",
+                                 "LITESTREAM_BUFFER_MAX",
+                                 "LITESTREAM_LEASE_TTL",
+                                 "LITESTREAM_COMPACTION",
+                                 "LITESTREAM_L1_INTERVAL",
+                                 "LITESTREAM_L2_INTERVAL",
+                                 "LITESTREAM_L3_INTERVAL",
+                                 "LITESTREAM_SNAPSHOT_INTERVAL",
+                                 "LITESTREAM_RETENTION",
+                                 "LITESTREAM_L0_RETENTION",
+                                 "TMPDIR"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -130,6 +145,59 @@ START_TEST(test_sync_interval)
 }
 END_TEST
 
+/* Write mode's settings: defaults, the per-replica default buffer path, overrides, bounds. */
+START_TEST(test_write_mode_settings)
+{
+    clear_env();
+    vconf a, b;
+    char err[LV_ERRLEN] = "";
+    uri_pairs = NULL;
+    setenv("LITESTREAM_REPLICA_URL", "s3://b/one", 1);
+    ck_assert_int_eq(vconf_load(&a, lookup, NULL, err), LV_OK);
+    ck_assert_uint_eq(a.buffer_max, 1u << 30);
+    ck_assert_int_eq(a.lease_ttl_ms, 30000);
+    ck_assert_int_eq(a.compaction, 1);
+    ck_assert_int_eq(a.level_interval_ms[1], 30000);
+    ck_assert_int_eq(a.level_interval_ms[2], 300000);
+    ck_assert_int_eq(a.level_interval_ms[3], 3600000);
+    ck_assert_int_eq(a.snapshot_interval_ms, 86400000);
+    ck_assert_int_eq(a.retention_ms, 86400000);
+    ck_assert_int_eq(a.l0_retention_ms, 300000);
+    /* the default buffer: per replica, stable, under TMPDIR */
+    ck_assert_msg(strncmp(a.buffer, "/tmp/litestream-vfs-", 20) == 0, "%s", a.buffer);
+    ck_assert_msg(strstr(a.buffer, ".wbuf") != NULL, "%s", a.buffer);
+    ck_assert_int_eq(vconf_load(&b, lookup, NULL, err), LV_OK);
+    ck_assert_str_eq(a.buffer, b.buffer);
+    setenv("LITESTREAM_REPLICA_URL", "s3://b/two", 1);
+    ck_assert_int_eq(vconf_load(&b, lookup, NULL, err), LV_OK);
+    ck_assert_str_ne(a.buffer, b.buffer);
+    setenv("TMPDIR", "/var/tmp", 1);
+    ck_assert_int_eq(vconf_load(&b, lookup, NULL, err), LV_OK);
+    ck_assert_msg(strncmp(b.buffer, "/var/tmp/litestream-vfs-", 24) == 0, "%s", b.buffer);
+    static const char *const pairs[] = {
+        "buffer", "/x/buf",      "buffer_max", "64k",          "lease_ttl", "2s", "compaction",
+        "off",    "l1_interval", "1s",         "l0_retention", "0",         NULL};
+    uri_pairs = pairs;
+    ck_assert_int_eq(vconf_load(&b, lookup, NULL, err), LV_OK);
+    ck_assert_str_eq(b.buffer, "/x/buf");
+    ck_assert_uint_eq(b.buffer_max, 65536);
+    ck_assert_int_eq(b.lease_ttl_ms, 2000);
+    ck_assert_int_eq(b.compaction, 0);
+    ck_assert_int_eq(b.level_interval_ms[1], 1000);
+    ck_assert_int_eq(b.l0_retention_ms, 0);
+    static const char *const short_ttl[] = {"lease_ttl", "500ms", NULL};
+    uri_pairs = short_ttl;
+    ck_assert_int_eq(vconf_load(&b, lookup, NULL, err), LV_EINVAL);
+    ck_assert_msg(strstr(err, "lease TTL") != NULL, "%s", err);
+    static const char *const bad[] = {"compaction", "maybe", NULL};
+    uri_pairs = bad;
+    ck_assert_int_eq(vconf_load(&b, lookup, NULL, err), LV_EINVAL);
+    ck_assert_msg(strstr(err, "compaction") != NULL, "%s", err);
+    uri_pairs = NULL;
+    clear_env();
+}
+END_TEST
+
 START_TEST(test_parsers)
 {
     int64_t ms;
@@ -178,6 +246,7 @@ int main(void)
     tcase_add_test(tc, test_bad_values_are_named);
     tcase_add_test(tc, test_parsers);
     tcase_add_test(tc, test_sync_interval);
+    tcase_add_test(tc, test_write_mode_settings);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

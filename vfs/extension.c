@@ -422,7 +422,7 @@ static int set_write_mode(lfile *p, int on, char **result)
  * value (sqlite3_malloc'd, may be NULL for none); on failure *result is the message and the
  * return SQLITE_ERROR. SQLITE_NOTFOUND for a name that is not ours.
  */
-static int do_pragma(lfile *p, const char *name, const char *value, char **result)
+static int get_or_set(lfile *p, const char *name, const char *value, char **result)
 {
     *result = NULL;
     char err[LV_ERRLEN] = "";
@@ -512,6 +512,16 @@ static int do_pragma(lfile *p, const char *name, const char *value, char **resul
     p->travel = m;
     p->travel_ms = ms;
     return SQLITE_OK;
+}
+
+/* A pragma or function; a set answers with the value read afterwards (a statement that returns
+ * no row confuses some bindings: Python's sqlite3 reports MemoryError). */
+static int do_pragma(lfile *p, const char *name, const char *value, char **result)
+{
+    int rc = get_or_set(p, name, value, result);
+    if (rc == SQLITE_OK && value && !*result)
+        rc = get_or_set(p, name, NULL, result);
+    return rc;
 }
 
 static int lf_file_control(sqlite3_file *f, int op, void *arg)

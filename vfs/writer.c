@@ -56,7 +56,6 @@ struct wdb {
     uint32_t n_sums;         /* entries in sums */
     char stopped[LV_ERRLEN]; /* not empty: writes refused, this is why */
     int stopping;
-    int kick;      /* wake the syncer for a sync now */
     uint64_t txid; /* durable */
     uint64_t syncs, sync_errors, compactions, compaction_errors;
     int64_t last_sync_ms;
@@ -232,10 +231,15 @@ static lv_err read_base(wdb *w, uint32_t pgno, uint8_t *out, char *err)
     uint32_t ps = pagemap_page_size(m);
     pagemap_unref(m);
     if (rc == LV_OK && pgno != ltx_lock_pgno(ps)) {
-        uint64_t sum = ltx_page_checksum(pgno, out, ps);
         pthread_mutex_lock(&w->mu);
-        sum_set(w, pgno, sum);
+        int known = pgno <= w->n_sums && (w->sums[pgno - 1] & SUM_KNOWN);
         pthread_mutex_unlock(&w->mu);
+        if (!known) { /* computed once a page: a CRC-64 of it */
+            uint64_t sum = ltx_page_checksum(pgno, out, ps);
+            pthread_mutex_lock(&w->mu);
+            sum_set(w, pgno, sum);
+            pthread_mutex_unlock(&w->mu);
+        }
     }
     return rc;
 }
@@ -520,7 +524,7 @@ static void *syncer_main(void *arg)
         int64_t next = next_sync < next_renew ? next_sync : next_renew;
         if (next_compact < next)
             next = next_compact;
-        if (next > now && !w->kick) {
+        if (next > now) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             int64_t ms = next - now;
@@ -533,7 +537,6 @@ static void *syncer_main(void *arg)
             pthread_cond_timedwait(&w->wake, &w->mu, &ts);
             continue;
         }
-        w->kick = 0;
         pthread_mutex_unlock(&w->mu);
         char err[LV_ERRLEN] = "";
         if (now >= next_sync) {
@@ -888,8 +891,6 @@ static int commit_locked(wdb *w, char *err)
         return rc == LV_ENOMEM ? SQLITE_FULL : SQLITE_IOERR_FSYNC;
     }
     w->in_tx = 0;
-    if (w->cfg.sync_interval_ms == 0) /* never: 0 is read as the default */
-        w->kick = 1;
     return SQLITE_OK;
 }
 
