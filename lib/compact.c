@@ -101,7 +101,7 @@ static size_t level_files(const fileset *s, int level, const replica_file **out)
         first++;
     while (first + n < s->n && s->v[first + n].level == level)
         n++;
-    *out = s->v + first;
+    *out = s->v ? s->v + first : NULL; /* an empty set may have no array */
     return n;
 }
 

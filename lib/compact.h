@@ -45,21 +45,21 @@
 
 /* Settings of one pass; compact_options_default fills Litestream's defaults. */
 typedef struct compact_options {
-    int64_t interval_ms[4]; /* [1..3]: how often L1, L2, L3 are due: 30s, 5m, 1h ([0] unused);
-                             * 0: always due */
-    int64_t
-        snapshot_interval_ms; /* 24h; a snapshot at level 9 when the newest is older; <0 never */
-    int64_t retention_ms;     /* 24h; snapshots older are deleted (the newest kept), and the
-                               * compactions below them; 0 keep */
-    int64_t l0_retention_ms;  /* 5m; L0 files covered by L1 and older are deleted (never the
-                               * newest L0); 0 keep */
-    int only_level;           /* 0: every due step; 1..3: only that level, due or not, no
-                               * snapshot, no retention */
-    int force_snapshot;       /* write a snapshot whatever its interval */
-    int dry_run;              /* report what would be done; write, delete, download nothing */
-    int64_t now_ms;           /* the clock the decisions use (the caller's; injected) */
-    uint64_t max_txid;        /* 0: everything listed; else ignore files whose max TXID is
-                               * above it (a writer compacts only what it has confirmed) */
+    int64_t interval_ms[4];       /* [1..3]: how often L1, L2, L3 are due: 30s, 5m, 1h ([0] unused);
+                                   * 0: always due */
+    int64_t snapshot_interval_ms; /* 24h; a snapshot at level 9 when the newest is older;
+                                   * <0 never */
+    int64_t retention_ms;         /* 24h; snapshots older are deleted (the newest kept), and the
+                                   * compactions below them; 0 keep */
+    int64_t l0_retention_ms;      /* 5m; L0 files covered by L1 and older are deleted (never the
+                                   * newest L0); 0 keep */
+    int only_level;               /* 0: every due step; 1..3: only that level, due or not, no
+                                   * snapshot, no retention */
+    int force_snapshot;           /* write a snapshot whatever its interval */
+    int dry_run;                  /* report what would be done; write, delete, download nothing */
+    int64_t now_ms;               /* the clock the decisions use (the caller's; injected) */
+    uint64_t max_txid;            /* 0: everything listed; else ignore files whose max TXID is
+                                   * above it (a writer compacts only what it has confirmed) */
     /* Added for ltxctl: */
     int stop_on_conflict; /* 1: a lost conditional write ends the pass with LV_ECONFLICT
                            * ("KEY: already exists: ..."), as ltxctl compact always did;
@@ -93,9 +93,12 @@ typedef void (*compact_report_fn)(void *ctx, const char *line);
  * top). Writes are conditional (If-None-Match: *); a file another compactor wrote first is not an
  * error (reported, counted in stats->conflicts, the pass goes on) unless o->stop_on_conflict.
  * Errors name the key and the cause ("KEY: compaction failed: ...", "URL: retention: ...") and
- * stop the pass; what was written or deleted before stays (every state of the replica along the
- * way restores to the same database). stats (may be NULL) is added to, also on failure. err:
- * LV_ERRLEN bytes, may be NULL.
+ * stop the pass. A hole in a level (the inputs of a compaction do not follow each other or the
+ * level they go to) is LV_ECONFLICT ("KEY: L0 has a gap: ..."), as it may be a listing that raced
+ * an upload; one a snapshot covers is not a hole (retention made it: the level goes on above it).
+ * On an error what was written or deleted before stays (every state of the replica along the way
+ * restores to the same database). stats (may be NULL) is added to, also on failure. err: LV_ERRLEN
+ * bytes, may be NULL.
  */
 lv_err compact_pass(replica *r, const compact_options *o, compact_report_fn report, void *ctx,
                     compact_stats *stats, char *err);

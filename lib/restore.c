@@ -628,8 +628,9 @@ lv_err restore_run(replica *r, const replica_target *target, int out_fd, const r
     for (size_t first = 0; first < n; first += group) {
         size_t cnt = n - first < group ? n - first : group;
         lv_err frc = run_group(&j, plan.files + first, cnt, first, err);
-        /* A decoder's failure explains an aborted download better than the abort does. */
-        for (size_t i = 0; i < cnt; i++) {
+        /* A decoder's failure explains an aborted download better than the abort does (no
+         * workers at all when their allocation failed). */
+        for (size_t i = 0; j.w && i < cnt; i++) {
             worker *w = &j.w[i];
             if (w->rc != LV_OK && !w->aborted) {
                 key_of(r, w->file, key, sizeof key);
