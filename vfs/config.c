@@ -137,6 +137,7 @@ static const struct setting {
     {"LITESTREAM_L0_RETENTION", "l0_retention", K_DURATION, offsetof(vconf, l0_retention_ms), 0},
     {"LITESTREAM_HYDRATION_PATH", "hydration", K_STRING, offsetof(vconf, hydration),
      sizeof(((vconf *)0)->hydration)},
+    {"LITESTREAM_HYDRATION_KEEP", "hydration_keep", K_BOOL, offsetof(vconf, hydration_keep), 0},
     {"LITESTREAM_LOG_LEVEL", NULL, K_LOG, offsetof(vconf, log_level), 0},
 };
 

@@ -27,6 +27,8 @@
  *   LITESTREAM_RETENTION        retention       snapshots (and what they cover) kept 24h
  *   LITESTREAM_L0_RETENTION     l0_retention    compacted L0 files kept              5m
  *   LITESTREAM_HYDRATION_PATH   hydration       hydrate to this file                 off
+ *   LITESTREAM_HYDRATION_KEEP   hydration_keep  keep it (and PATH.meta) at exit and  off
+ *                                               reuse it at the next open if it checks
  *   LITESTREAM_LOG_LEVEL                        error, warn, info, debug (stderr)    warn
  *
  * The default buffer path is ${TMPDIR:-/tmp}/litestream-vfs-<uid>/<16 hex digits of a hash of
@@ -71,6 +73,7 @@ typedef struct vconf {
     int64_t level_interval_ms[4]; /* [1..3] */
     int64_t snapshot_interval_ms, retention_ms, l0_retention_ms;
     char hydration[VCONF_PATH_MAX];
+    int hydration_keep;
     vconf_log_level log_level;
 } vconf;
 

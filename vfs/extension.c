@@ -41,6 +41,7 @@ SQLITE_EXTENSION_INIT1
 
 #include "alloc.h"
 #include "config.h"
+#include "hydrate.h"
 #include "memfile.h"
 #include "pagemap.h"
 #include "remote.h"
@@ -441,6 +442,7 @@ static int get_or_set(lfile *p, const char *name, const char *value, char **resu
     if (sqlite3_stricmp(name, "litestream_txid") == 0 ||
         sqlite3_stricmp(name, "litestream_lag") == 0 ||
         sqlite3_stricmp(name, "litestream_hydration_progress") == 0 ||
+        sqlite3_stricmp(name, "litestream_hydration_file") == 0 ||
         sqlite3_stricmp(name, "litestream_stats") == 0) {
         if (value) {
             *result = sqlite3_mprintf("%s is read-only", name);
@@ -456,7 +458,12 @@ static int get_or_set(lfile *p, const char *name, const char *value, char **resu
             /* the writer is the replica's source: no lag */
             *result = sqlite3_mprintf("%lld", p->w ? 0LL : (long long)rdb_lag_seconds(p->db));
         } else if (sqlite3_stricmp(name, "litestream_hydration_progress") == 0) {
-            *result = sqlite3_mprintf("0.0");
+            hydrator_info hi;
+            hydrator_stats(rdb_hydrator(p->db), &hi);
+            *result = sqlite3_mprintf("%.1f", hi.progress);
+        } else if (sqlite3_stricmp(name, "litestream_hydration_file") == 0) {
+            /* the file while it is in use; empty when hydration is off or failed to start */
+            *result = sqlite3_mprintf("%s", rdb_hydrator(p->db) ? p->cfg.hydration : "");
         } else {
             lv_buf b;
             lv_buf_init(&b);

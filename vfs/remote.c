@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "cache.h"
+#include "hydrate.h"
 #include "replica.h"
 
 #define READAHEAD_MAX 64 /* pages in one ranged GET at most */
@@ -33,6 +34,7 @@ struct rdb {
     int stopping;
     int poller_started;
     pthread_t poller;
+    hydrator *hyd; /* the local copy being built or followed (LITESTREAM_HYDRATION_PATH), or NULL */
 
     /* guarded by mu */
     replica_file *files; /* the VFS's file numbers index this (append only) */
@@ -301,6 +303,7 @@ static void rdb_free(rdb *d)
 {
     if (!d)
         return;
+    hydrator_stop(d->hyd); /* first: it reads through d */
     if (d->poller_started) {
         pthread_mutex_lock(&d->mu);
         d->stopping = 1;
@@ -357,6 +360,11 @@ static lv_err rdb_open(const vconf *c, rdb **out, char *err)
     }
     d->st.txid = pagemap_txid(d->latest);
     d->st.last_poll_ms = wall_ms(); /* the open's listing is the first look at the replica */
+    if (c->hydration[0]) {          /* never fatal: reads stay remote */
+        char herr[LV_ERRLEN] = "";
+        if (hydrator_start(d, c->hydration, c->hydration_keep, &d->hyd, herr) != LV_OK)
+            rdb_log(VCONF_LOG_WARN, "%s: hydration off: %s", replica_describe(d->rep), herr);
+    }
     rdb_log(VCONF_LOG_INFO, "%s: open at TXID %016llx, %u pages of %u bytes",
             replica_describe(d->rep), (unsigned long long)pagemap_txid(d->latest),
             pagemap_commit(d->latest), d->page_size);
@@ -487,6 +495,13 @@ static void publish(rdb *d, pagemap *m)
     d->latest = m;
     d->st.txid = pagemap_txid(m);
     pthread_mutex_unlock(&d->mu);
+    if (d->hyd)
+        hydrator_notify(d->hyd);
+}
+
+hydrator *rdb_hydrator(rdb *d)
+{
+    return d->hyd;
 }
 
 lv_err rdb_refresh(rdb *d, char *err)
@@ -771,6 +786,8 @@ static lv_err poll_once(rdb *d, char *err)
     if (!stuck) /* a poll that is stuck behind a gap is no sign of freshness */
         d->st.last_poll_ms = wall_ms();
     pthread_mutex_unlock(&d->mu);
+    if (d->hyd)
+        hydrator_notify(d->hyd);
 done:
     if (metas) {
         replica_meta_free(metas, n_chain);
@@ -873,6 +890,9 @@ lv_err rdb_read_page(rdb *d, const pagemap *m, uint32_t pgno, uint8_t *out, char
                        pagemap_commit(m));
     uint64_t version = pagemap_file_txid(m, e->file);
     if (cache_get(d->cache, pgno, version, out))
+        return LV_OK;
+    /* the local copy, while it is at exactly this map's TXID */
+    if (d->hyd && hydrator_read(d->hyd, pagemap_txid(m), pgno, out, pagemap_page_size(m)))
         return LV_OK;
 
     /* read-ahead: while misses run sequentially, take the next frames of the same file too */
@@ -996,7 +1016,7 @@ void rdb_stats_json(rdb *d, lv_buf *out)
                   "\"capacity\":%llu},"
                   "\"requests\":{\"pages\":%llu,\"page_bytes\":%llu,\"pages_fetched\":%llu,"
                   "\"pages_readahead\":%llu,\"lists\":%llu,\"indexes\":%llu},"
-                  "\"polls\":%llu,\"poll_errors\":%llu,\"read_errors\":%llu}",
+                  "\"polls\":%llu,\"poll_errors\":%llu,\"read_errors\":%llu,\"hydration\":",
                   (unsigned long long)s.txid, (long long)rdb_lag_seconds(d),
                   (unsigned long long)s.cache_hits, (unsigned long long)s.cache_misses,
                   (unsigned long long)s.cache_evictions, (unsigned long long)s.cache_bytes,
@@ -1005,4 +1025,6 @@ void rdb_stats_json(rdb *d, lv_buf *out)
                   (unsigned long long)s.pages_readahead, (unsigned long long)s.list_requests,
                   (unsigned long long)s.meta_files, (unsigned long long)s.polls,
                   (unsigned long long)s.poll_errors, (unsigned long long)s.read_errors);
+    hydrator_stats_json(d->hyd, out);
+    lv_buf_putc(out, '}');
 }

@@ -31,6 +31,10 @@
  * (read-ahead doubles from 1 to 64 pages while misses stay adjacent); every frame is decoded and
  * length-checked before it is cached or returned.
  *
+ * Hydration (vfs/hydrate): when the config names a hydration path, the rdb starts a hydrator at
+ * open and stops it first at the end; a page read that misses the cache is served from the local
+ * copy while the copy is at exactly the reading map's TXID, else remotely.
+ *
  * Threads: the mutex guards the file table, the newest map, the stats and the poll state; it is
  * never held across I/O. The poller is the only thread the module starts; rdb_release of the last
  * reference stops and joins it.
@@ -113,6 +117,9 @@ lv_err rdb_refresh(rdb *d, char *err);
  */
 lv_err rdb_publish_local(rdb *d, const uint8_t *file, size_t size, const uint32_t *pgnos,
                          const uint8_t *pages, size_t n, char *err);
+
+/* The hydrator (LITESTREAM_HYDRATION_PATH), NULL when hydration is off or did not start. */
+struct hydrator *rdb_hydrator(rdb *d);
 
 /* Seconds since the last successful poll, -1 if none yet. */
 int64_t rdb_lag_seconds(rdb *d);
