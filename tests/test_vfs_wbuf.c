@@ -210,6 +210,38 @@ START_TEST(test_shrink)
 END_TEST
 
 /*
+ * A transaction that writes pages beyond its own commit size (a growth SQLite rolled back and
+ * truncated away, then committed at the old size): those pages are not in the window, before and
+ * after recovery; the window ships.
+ */
+START_TEST(test_pages_beyond_own_commit)
+{
+    char *path = tu_tmp_path("wbuf");
+    char err[LV_ERRLEN] = "";
+    wbuf *w = NULL;
+    ok(wbuf_create(&w, path, PS, 0, 0, 0, 0, 0, err), err);
+    tx(w, (uint32_t[]){1, 2}, 2, 1, 2);
+    tx(w, (uint32_t[]){1, 2, 3, 4, 5}, 5, 2, 2);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_uint_eq(wbuf_commit_pages(w), 2);
+        ck_assert(sees(w, 2, 0, 2));
+        ck_assert(sees_zero(w, 3)); /* beyond the base and the window: nothing, zeros */
+        wbuf_dirty d;
+        ok(wbuf_dirty_get(w, &d, err), err);
+        ck_assert_uint_eq(d.commit, 2);
+        ck_assert_uint_eq(d.n, 2);
+        ck_assert_uint_eq(d.pgnos[0], 1);
+        ck_assert_uint_eq(d.pgnos[1], 2);
+        wbuf_dirty_free(&d);
+        wbuf_close(w);
+        ok(wbuf_open(&w, path, 0, 0, NULL, err), err); /* the same after recovery */
+    }
+    wbuf_close(w);
+    tu_tmp_remove(path);
+}
+END_TEST
+
+/*
  * A crash at every byte offset: a copy of the file cut at each length recovers exactly the
  * transactions whose commit record is wholly inside it, and accepts new ones after.
  */
@@ -558,6 +590,7 @@ int main(void)
     tcase_add_test(tc, test_transactions_and_rollback);
     tcase_add_test(tc, test_window_latest_wins);
     tcase_add_test(tc, test_shrink);
+    tcase_add_test(tc, test_pages_beyond_own_commit);
     tcase_add_test(tc, test_recovery_every_offset);
     tcase_add_test(tc, test_mark_synced);
     tcase_add_test(tc, test_bound);

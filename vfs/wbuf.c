@@ -229,7 +229,9 @@ static void state_commit(wstate *s, uint32_t commit, uint64_t end)
     for (size_t i = 0; i < s->npend; i++) {
         slot *e = tab_find(s, s->pend[i]);
         if (e) {
-            e->committed = e->pending;
+            /* a page this transaction wrote beyond its own end (it grew, then shrank back, as
+             * a rolled-back growth does) is not part of the database */
+            e->committed = s->pend[i] <= commit ? e->pending : 0;
             e->pending = 0;
         }
     }

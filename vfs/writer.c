@@ -52,6 +52,7 @@ struct wdb {
     int exclusive;           /* the writer holds EXCLUSIVE */
     int in_tx;               /* the buffer's transaction is open */
     uint32_t tx_pages;       /* its database size */
+    int tx_failed;           /* a write of it failed: SQLite rolls it back whole; so do we */
     uint64_t *sums;          /* checksum of each base page, SUM_KNOWN set when known */
     uint32_t n_sums;         /* entries in sums */
     char stopped[LV_ERRLEN]; /* not empty: writes refused, this is why */
@@ -879,11 +880,20 @@ int wdb_lock(wdb *w, const void *owner, int cur, int level)
     return rc;
 }
 
-/* Commits the open transaction. Called with mu held. */
+/*
+ * Commits the open transaction. Called with mu held. A transaction one of whose writes failed is
+ * dropped instead: SQLite (its pager in the error state) rolls the whole transaction back, and
+ * the state before it is what the buffer holds without it.
+ */
 static int commit_locked(wdb *w, char *err)
 {
     if (!w->in_tx)
         return SQLITE_OK;
+    if (w->tx_failed) {
+        wbuf_rollback(w->buf, NULL);
+        w->in_tx = w->tx_failed = 0;
+        return SQLITE_OK;
+    }
     lv_err rc = wbuf_commit(w->buf, w->tx_pages, err);
     if (rc != LV_OK) {
         wbuf_rollback(w->buf, NULL);
@@ -1015,6 +1025,8 @@ int wdb_write(wdb *w, const void *owner, uint32_t pgno, const void *page, uint32
     if (pgno > w->tx_pages)
         w->tx_pages = pgno;
 done:
+    if (rc != SQLITE_OK && w->in_tx)
+        w->tx_failed = 1;
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
