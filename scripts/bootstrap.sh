@@ -20,6 +20,8 @@ packages=(
   awscli s3cmd rclone        # fakes3 compatibility suite: real S3 clients (tests/cli/test_fakes3_compat_*)
   nodejs npm                 # the AWS SDK for JavaScript (compat suite) and s3rver (bench_fakes3), from npm
   libnode-dev                # Node.js headers: better-sqlite3 is built from source (tests/cli/test_vfs_node.sh)
+  golang-go golang-github-mattn-go-sqlite3-dev  # the Go example (examples/go), built offline
+  docker-compose             # validates docker/compose.yaml (tests/cli/test_docker_compose.sh); no engine needed
 )
 
 # Satisfied by the command in /usr/bin as well as by the Debian package: a Node.js installed another

@@ -54,6 +54,7 @@ static void usage(FILE *f)
           "Usage:\n"
           "\n"
           "  ltxctl <command> [arguments]\n"
+          "  ltxctl --help | --version\n"
           "\n"
           "The commands are:\n"
           "\n",
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
 
     if (strcmp(name, "help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "-help") == 0 ||
         strcmp(name, "--help") == 0) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
+        if (argc > 2 && strcmp(name, "help") == 0 && argv[2][0] != '-') {
             const command *c = find_command(argv[2]);
             if (!c) {
                 fprintf(stderr,
