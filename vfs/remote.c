@@ -256,10 +256,10 @@ static lv_err open_latest(rdb *d, char *err)
         size_t n = 0;
         lv_err rc = list_all(d, &files, &n, err);
         replica_plan plan = {0};
-        if (rc == LV_OK) {
-            replica_target latest = {0, 0};
-            rc = replica_plan_restore(files, n, &latest, &plan, err);
-        }
+        if (rc != LV_OK) /* the store failed, or the bucket does not exist: no waiting */
+            return rc;
+        replica_target latest = {0, 0};
+        rc = replica_plan_restore(files, n, &latest, &plan, err);
         for (size_t i = 0; i < n; i++)
             if (files[i].level <= 1 && files[i].max_txid > d->hw[files[i].level])
                 d->hw[files[i].level] = files[i].max_txid;
