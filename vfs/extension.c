@@ -87,7 +87,7 @@ static const sqlite3_io_methods lf_methods = {
     lf_read,                   /* xRead: pages from the cache or ranged GETs */
     lf_write,                  /* xWrite: SQLITE_READONLY in read mode */
     lf_truncate,               /* xTruncate: SQLITE_READONLY in read mode */
-    lf_sync,                   /* xSync: nothing to do */
+    lf_sync,                   /* xSync: nothing to do (write mode commits at PHASETWO) */
     lf_file_size,              /* xFileSize: commit x page size of the view */
     lf_lock,                   /* xLock: SHARED starts a read transaction on one TXID */
     lf_unlock,                 /* xUnlock: NONE ends it */
@@ -280,16 +280,11 @@ static int lf_truncate(sqlite3_file *f, sqlite3_int64 size)
     return rc == SQLITE_OK ? rc : write_failed(p, rc, "truncate", err);
 }
 
-/* SQLite's xSync of the database is the commit point of its rollback-journal protocol. */
+/* Nothing to make durable here: a write-mode commit happens at SQLITE_FCNTL_COMMIT_PHASETWO. */
 static int lf_sync(sqlite3_file *f, int flags)
 {
-    (void)flags;
-    lfile *p = (lfile *)f;
-    if (!p->w)
-        return SQLITE_OK;
-    char err[LV_ERRLEN] = "";
-    int rc = wdb_commit(p->w, p, err);
-    return rc == SQLITE_OK ? rc : write_failed(p, rc, "commit", err);
+    (void)f, (void)flags;
+    return SQLITE_OK;
 }
 
 static int lf_file_size(sqlite3_file *f, sqlite3_int64 *size)
@@ -542,6 +537,13 @@ static int lf_file_control(sqlite3_file *f, int op, void *arg)
         if (rc != SQLITE_NOTFOUND)
             a[0] = result;
         return rc;
+    }
+    case SQLITE_FCNTL_COMMIT_PHASETWO: { /* the pager committed: so does the write buffer */
+        if (!p->w)
+            return SQLITE_NOTFOUND;
+        char err[LV_ERRLEN] = "";
+        int rc = wdb_commit(p->w, p, err);
+        return rc == SQLITE_OK ? rc : write_failed(p, rc, "commit", err);
     }
     case SQLITE_FCNTL_VFSNAME:
         *(char **)arg = sqlite3_mprintf("%s", VFS_NAME);

@@ -21,6 +21,7 @@
 
 #define SYNC_MAGIC      "LVSYNC01"
 #define SYNC_RECORD     64
+#define SYNC_ATTEMPTS   32 /* upload attempts of one TXID remembered (the oldest dropped) */
 #define SUM_KNOWN       LTX_CHECKSUM_FLAG /* every real page checksum has bit 63 set */
 #define ERROR_LOG_EVERY 30000             /* ms between two logs of the same failing sync */
 
@@ -63,8 +64,11 @@ struct wdb {
     char last_error[LV_ERRLEN];
     int64_t last_error_log_ms;
 
-    pthread_mutex_t sync_mu; /* one sync at a time; guards prev */
-    sync_record prev;        /* the last upload whose outcome is unknown (txid 0: none) */
+    pthread_mutex_t sync_mu; /* one sync at a time; guards tried */
+    /* the uploads of the next TXID so far whose outcome is unknown: any of them may have landed
+     * (each attempt carries what was committed by then, so they differ) */
+    sync_record tried[SYNC_ATTEMPTS];
+    size_t n_tried;
     pthread_t syncer;
     int syncer_started;
 };
@@ -130,37 +134,48 @@ static int decode_record(const uint8_t in[SYNC_RECORD], sync_record *r)
 }
 
 /*
- * <buffer>.sync holds the record of the upload in flight and, after it, that of the previous
- * upload whose outcome is unknown (so both can be recognised after a crash). A torn write of it
- * is harmless: a record that does not decode is no record, and an upload it described is then
- * not recognised (the buffer is kept aside, never shipped twice).
+ * <buffer>.sync holds the records of every upload attempt of the next TXID whose outcome is
+ * unknown, the one about to go first (so any of them can be recognised after a crash). A torn
+ * write of it is harmless: a record that does not decode is no record, and an upload it
+ * described is then not recognised (the buffer is kept aside, never shipped twice).
  */
-static lv_err write_records(wdb *w, const sync_record *cur, const sync_record *prev, char *err)
+static lv_err write_records(wdb *w, const sync_record *cur, char *err)
 {
-    uint8_t b[2 * SYNC_RECORD] = {0};
+    uint8_t b[(SYNC_ATTEMPTS + 1) * SYNC_RECORD];
+    size_t n = 0;
     encode_record(cur, b);
-    if (prev && prev->txid)
-        encode_record(prev, b + SYNC_RECORD);
+    for (n = 1; n <= w->n_tried; n++)
+        encode_record(&w->tried[n - 1], b + n * SYNC_RECORD);
     int fd = open(w->sync_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return lv_fail(err, LV_EIO, "%s: %s", w->sync_path, strerror(errno));
     lv_err rc = LV_OK;
-    if (write(fd, b, sizeof b) != (ssize_t)sizeof b || fdatasync(fd) != 0)
+    if (write(fd, b, n * SYNC_RECORD) != (ssize_t)(n * SYNC_RECORD) || fdatasync(fd) != 0)
         rc = lv_fail(err, LV_EIO, "%s: %s", w->sync_path, strerror(errno));
     close(fd);
     return rc;
 }
 
-static size_t read_records(const char *path, sync_record out[2])
+/* An attempt whose outcome is unknown: remembered (the oldest goes when the table is full). */
+static void remember_attempt(wdb *w, const sync_record *r)
 {
-    uint8_t b[2 * SYNC_RECORD];
+    if (w->n_tried == SYNC_ATTEMPTS) {
+        memmove(w->tried, w->tried + 1, (SYNC_ATTEMPTS - 1) * sizeof *w->tried);
+        w->n_tried--;
+    }
+    w->tried[w->n_tried++] = *r;
+}
+
+static size_t read_records(const char *path, sync_record out[SYNC_ATTEMPTS + 1])
+{
+    uint8_t b[(SYNC_ATTEMPTS + 1) * SYNC_RECORD];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     ssize_t n = read(fd, b, sizeof b);
     close(fd);
     size_t k = 0;
-    for (size_t i = 0; i < 2 && n >= (ssize_t)((i + 1) * SYNC_RECORD); i++)
+    for (size_t i = 0; i <= SYNC_ATTEMPTS && n >= (ssize_t)((i + 1) * SYNC_RECORD); i++)
         if (decode_record(b + i * SYNC_RECORD, &out[k]))
             k++;
     return k;
@@ -386,45 +401,47 @@ static lv_err sync_once(wdb *w, int *again, char *err)
         goto done;
     sync_record r = {d.base_txid + 1, d.base_txid,  d.mark,   d.commit,
                      d.page_size,     res.checksum, res.size, crc64_update(0, res.data, res.size)};
-    rc = write_records(w, &r, &w->prev, err);
+    rc = write_records(w, &r, err);
     if (rc != LV_OK)
         goto done;
     rc = replica_write(w->rep, 0, res.data, res.size, 1, err);
     if (rc == LV_OK) {
-        memset(&w->prev, 0, sizeof w->prev);
+        w->n_tried = 0;
         rc = settle(w, &r, &d, &res, NULL, 0, err);
         goto done;
     }
     if (rc != LV_ECONFLICT) { /* unknown whether it landed: remember it */
-        w->prev = r;
+        remember_attempt(w, &r);
         goto done;
     }
     /* 412: the file exists. Ours (this upload, or an earlier one that was answered with an
      * error after all)? */
-    sync_record recs[2] = {r, w->prev};
     lv_buf body;
     lv_buf_init(&body);
     replica_file f = {0, r.txid, r.txid, 0, 0};
     char rerr[LV_ERRLEN] = "";
     lv_err grc = replica_read(w->rep, &f, 0, S3_TO_END, &body, rerr);
-    int which = -1;
+    int which = -2; /* -1: this upload; >= 0: tried[which] */
     if (grc == LV_OK) {
         uint64_t crc = crc64_update(0, body.data, body.len);
-        for (int i = 0; i < 2; i++)
-            if (recs[i].txid == r.txid && recs[i].size == body.len && recs[i].crc == crc)
-                which = i;
+        if (r.size == body.len && r.crc == crc)
+            which = -1;
+        for (size_t i = 0; which == -2 && i < w->n_tried; i++)
+            if (w->tried[i].txid == r.txid && w->tried[i].size == body.len &&
+                w->tried[i].crc == crc)
+                which = (int)i;
     }
     if (grc != LV_OK) {
         rc = lv_fail(err, grc, "TXID %016llx exists already; reading it back: %s",
                      (unsigned long long)r.txid, rerr);
-    } else if (which == 0) {
-        memset(&w->prev, 0, sizeof w->prev);
+    } else if (which == -1) {
+        w->n_tried = 0;
         rc = settle(w, &r, &d, &res, NULL, 0, err);
-    } else if (which == 1) {
+    } else if (which >= 0) {
         rdb_log(VCONF_LOG_INFO, "%s: an earlier upload of TXID %016llx had landed", desc(w),
                 (unsigned long long)r.txid);
-        sync_record landed = w->prev;
-        memset(&w->prev, 0, sizeof w->prev);
+        sync_record landed = w->tried[which];
+        w->n_tried = 0;
         rc = settle(w, &landed, &d, NULL, (const uint8_t *)body.data, body.len, err);
         *again = rc == LV_OK;
     } else {
@@ -635,7 +652,7 @@ static lv_err open_buffer(wdb *w, char *err)
                     "dropped",
                     desc(w), w->cfg.buffer, (unsigned long long)info.dropped_bytes);
         if (info.base_txid + 1 == rtxid) { /* an upload that landed before a crash? */
-            sync_record recs[2];
+            sync_record recs[SYNC_ATTEMPTS + 1];
             size_t n = read_records(w->sync_path, recs);
             int which = -1;
             char rerr[LV_ERRLEN] = "";
@@ -909,7 +926,11 @@ int wdb_unlock(wdb *w, const void *owner, int cur, int level, char *err)
     int rc = SQLITE_OK;
     pthread_mutex_lock(&w->mu);
     if (level < SQLITE_LOCK_RESERVED && w->writer == owner) {
-        rc = commit_locked(w, err);
+        if (w->in_tx) { /* never committed (SQLite rolled it back): what it wrote goes */
+            if (wbuf_rollback(w->buf, err) != LV_OK)
+                rc = SQLITE_IOERR_UNLOCK;
+            w->in_tx = w->tx_failed = 0;
+        }
         w->writer = NULL;
         w->pending = w->exclusive = 0;
     }

@@ -26,10 +26,13 @@
  *
  * Transactions (one writer at a time among the connections, by SQLite's own locks kept in the
  * table here: SHARED by many, RESERVED/PENDING/EXCLUSIVE by one, as unix-excl does in-process):
- * the pages SQLite writes go into the buffer's open transaction; it commits at SQLite's xSync of
- * the database (the commit point of the rollback journal protocol; a failure there fails the
- * COMMIT) or, with synchronous=OFF (no xSync), when the lock drops below RESERVED. Reads see the
- * buffer first (the writing connection also its open transaction), then the replica's newest map.
+ * the pages SQLite writes go into the buffer's open transaction; it commits when SQLite says the
+ * transaction committed: SQLITE_FCNTL_COMMIT_PHASETWO, which the pager sends after every commit
+ * (after the journal is finalized and the file truncated, before the unlock; whatever the
+ * synchronous setting, journal or locking mode) and never on a rollback; a failure there fails
+ * the COMMIT. A transaction still open when the write lock drops was rolled back by SQLite (by
+ * writing the old pages back, or not at all): it is dropped. Reads see the buffer first (the
+ * writing connection also its open transaction), then the replica's newest map.
  *
  * Sync (every sync interval, on litestream_sync(), at the last release): the committed window
  * becomes one level-0 file of TXID base+1 (vfs/l0file), uploaded with If-None-Match: *. Before
@@ -90,7 +93,7 @@ void wdb_release(wdb *w);
 
 /* SQLITE_OK, SQLITE_BUSY (another connection holds what is asked), SQLITE_READONLY (stopped). */
 int wdb_lock(wdb *w, const void *owner, int cur, int level);
-/* Drops to level; a transaction still open commits here (see the top). SQLite codes, err. */
+/* Drops to level; a transaction still open is dropped (see the top). SQLite codes, err. */
 int wdb_unlock(wdb *w, const void *owner, int cur, int level, char *err);
 /* 1 if another connection holds RESERVED or higher. */
 int wdb_reserved_by_other(wdb *w, const void *owner);
@@ -109,7 +112,7 @@ int wdb_read(wdb *w, const void *owner, uint32_t pgno, uint8_t *out, char *err);
 /* One whole page of owner's transaction (owner holds RESERVED or more). SQLite codes, err. */
 int wdb_write(wdb *w, const void *owner, uint32_t pgno, const void *page, uint32_t size, char *err);
 int wdb_truncate(wdb *w, const void *owner, uint32_t pages, char *err);
-/* SQLite's xSync of the database: commits owner's open transaction. SQLite codes, err. */
+/* SQLITE_FCNTL_COMMIT_PHASETWO: commits owner's open transaction. SQLite codes, err. */
 int wdb_commit(wdb *w, const void *owner, char *err);
 
 /* ---- sync ---- */
