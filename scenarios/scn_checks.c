@@ -153,6 +153,10 @@ static int rline(const char *line, size_t n, void *ctx)
     scn_rlog *rl = ctx;
     const char *end = line + n, *r;
     scn_read rec = {0};
+    if (word_is(line, n, "hydrated", &r)) {
+        rl->hydrated++;
+        return 0;
+    }
     if (word_is(line, n, "open", &r))
         rec.kind = SCN_R_OPEN;
     else if (word_is(line, n, "readfail", &r))

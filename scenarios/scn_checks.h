@@ -57,6 +57,7 @@ typedef struct scn_read {
 typedef struct scn_rlog {
     scn_read *reads; /* owned, scn_rlog_free */
     size_t n;
+    size_t hydrated; /* "hydrated TXID" lines: the reader saw its hydration copy ready */
 } scn_rlog;
 
 int scn_rlog_parse(const char *text, size_t len, scn_rlog *out);

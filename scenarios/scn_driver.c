@@ -16,7 +16,8 @@
  * ends the loop and closes cleanly ("closed", or "closefail MSG").
  *
  * reader: opens URI (read mode) and loops: BEGIN; the answer (count:max:sum of the ids of t);
- * litestream_txid(); COMMIT; logs "read TXID ANSWER". With --travel P, a share P of the reads
+ * litestream_txid(); COMMIT; logs "read TXID ANSWER" (and, once, "hydrated TXID" when its
+ * hydration copy is ready). With --travel P, a share P of the reads
  * first moves the view a random 0.2..3 s into the past (PRAGMA litestream_time = 'N ms ago'),
  * logs "travel TXID ANSWER", and comes back ('latest'). A failed read logs "readfail MSG" and the
  * loop goes on (a store that fails is something to ride out). SIGTERM ends the loop.
@@ -316,6 +317,21 @@ done:
 /* ---- reader ---- */
 
 /* One read transaction: *txid and answer, or -1 with the message logged. */
+/* 1 when the connection's hydration copy (hydration=FILE) is ready: reads come from it. */
+static int hydration_ready(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int ready = 0;
+    if (sqlite3_prepare_v2(db, "SELECT json_extract(litestream_stats(), '$.hydration.state')", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        ready = v && strcmp((const char *)v, "ready") == 0;
+    }
+    sqlite3_finalize(st);
+    return ready;
+}
+
 static int one_read(sqlite3 *db, uint64_t *txid, char answer[64])
 {
     sqlite3_stmt *a = NULL, *t = NULL;
@@ -354,6 +370,7 @@ static int run_reader(const opts *o)
         return 1;
     }
     log_line("open %ld", (long)getpid());
+    int hydrated = 0;
     while (!stop_requested) {
         uint64_t txid = 0;
         char answer[64];
@@ -372,6 +389,10 @@ static int run_reader(const opts *o)
             }
         } else if (one_read(db, &txid, answer) == 0)
             log_line("read %016" PRIx64 " %s", txid, answer);
+        if (!hydrated && hydration_ready(db)) { /* once: the local copy serves reads now */
+            hydrated = 1;
+            log_line("hydrated %016" PRIx64, txid);
+        }
         sleep_ms(o->interval);
     }
     sqlite3_close(db);

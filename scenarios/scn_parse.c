@@ -305,8 +305,8 @@ static const scn_proc *need(pctx *c, const char *verb, const char *name, int mas
 #define ANY  ((1 << SCN_SERVER) | (1 << SCN_WRITER) | (1 << SCN_READER) | (1 << SCN_APP))
 #define WORK ((1 << SCN_WRITER) | (1 << SCN_READER) | (1 << SCN_APP))
 
-static const char *const wait_conds[] = {"commits", "synced", "syncing", "syncfails", "refused",
-                                         "reads",   "exit",   "running", NULL};
+static const char *const wait_conds[] = {"commits", "synced",   "syncing", "syncfails", "refused",
+                                         "reads",   "hydrated", "exit",    "running",   NULL};
 static const char *const check_names[] = {"durable",       "prefix",    "chain",   "integrity",
                                           "single-writer", "monotonic", "answers", "catch-up",
                                           "no-leftovers",  "bounded",   "exit",    NULL};

@@ -646,8 +646,11 @@ static int64_t count_of(trial *t, rproc *r, const char *cond)
     if (r->p->kind == SCN_READER) {
         scn_rlog rl;
         if (scn_rlog_parse(text, n, &rl) == 0) {
-            for (size_t i = 0; i < rl.n; i++)
-                v += rl.reads[i].kind == SCN_R_READ || rl.reads[i].kind == SCN_R_TRAVEL;
+            if (strcmp(cond, "hydrated") == 0)
+                v = (int64_t)rl.hydrated;
+            else
+                for (size_t i = 0; i < rl.n; i++)
+                    v += rl.reads[i].kind == SCN_R_READ || rl.reads[i].kind == SCN_R_TRAVEL;
             scn_rlog_free(&rl);
         }
     } else {
@@ -703,8 +706,8 @@ static int do_wait(trial *t, const scn_step *st, char *err, size_t cap)
         }
         return 0;
     }
-    if (strcmp(cond, "reads") == 0 && r->p->kind != SCN_READER) {
-        snprintf(err, cap, "wait %s reads: %s is not a reader", r->p->name, r->p->name);
+    if ((strcmp(cond, "reads") == 0 || strcmp(cond, "hydrated") == 0) && r->p->kind != SCN_READER) {
+        snprintf(err, cap, "wait %s %s: %s is not a reader", r->p->name, cond, r->p->name);
         return -1;
     }
     int64_t base = relative ? count_of(t, r, cond) : 0;
