@@ -90,7 +90,7 @@ START_TEST(refuses_mistakes)
     refused("server s\nwriter w s write=1\nstart s\n", "sets write itself");
     refused("server s\nwriter w s oops\nstart s\n", "not NAME=VALUE");
     refused("server s\nstart s\nwait s synced 3 timeout=forever\n", "bad option");
-    refused("server s\nstart s\nwait s hydrated\n", "unknown condition");
+    refused("server s\nstart s\nwait s dehydrated\n", "unknown condition");
     refused("server s\nstart s\nkill s within 2s..1s\n", "bad window");
     refused("server s\nstart s\nsleep\n", "sleep DUR");
     refused("server s\nstart s\ncheck everything\n", "unknown check");
