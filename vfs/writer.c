@@ -511,6 +511,13 @@ static void run_compaction(wdb *w)
     o.l0_retention_ms = w->cfg.l0_retention_ms;
     o.now_ms = wall_ms();
     o.max_txid = wdb_txid(w);
+    char dir[VCONF_PATH_MAX]; /* a snapshot's restore goes beside the buffer, not to /tmp */
+    snprintf(dir, sizeof dir, "%s", w->cfg.buffer);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        o.tmp_dir = dir;
+    }
     if (!o.max_txid)
         return;
     char err[LV_ERRLEN] = "";
