@@ -18,9 +18,10 @@
 #include "crc64.h"
 #include "ltx.h"
 #include "restore.h"
+#include "timeexpr.h"
 
-#define META_MAGIC      "LVHYDR01"
-#define META_SIZE       40
+#define META_MAGIC      "LVHYDR02"
+#define META_SIZE       48
 #define PATH_CAP        (VCONF_PATH_MAX + 16) /* the path and a ".meta.tmp" suffix */
 #define SCAN_BYTES      (1u << 20)            /* read at a time when checksumming the file */
 #define FOLLOW_RETRY_MS 1000 /* after a store error while following: try again after this */
@@ -270,8 +271,9 @@ static int stopping(hydrator *h)
     return s || atomic_load(&h->frozen);
 }
 
-/* Sleeps up to ms or until notified; returns nonzero when stopping. */
-static int nap(hydrator *h, int64_t ms)
+/* Sleeps up to ms or until notified (full: the whole ms, notified or not); returns nonzero when
+ * stopping. */
+static int nap(hydrator *h, int64_t ms, int full)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -282,7 +284,7 @@ static int nap(hydrator *h, int64_t ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&h->mu);
-    while (!h->stopping && !h->notified &&
+    while (!h->stopping && (full || !h->notified) &&
            pthread_cond_timedwait(&h->wake, &h->mu, &until) != ETIMEDOUT)
         ;
     h->notified = 0;
@@ -403,7 +405,8 @@ static void write_meta_locked(hydrator *h)
     put_be(m + 16, h->dbsum, 8);
     put_be(m + 24, h->ps, 4);
     put_be(m + 28, h->pages, 4);
-    put_be(m + 32, crc64_update(0, m, 32), 8);
+    put_be(m + 32, h->fmap ? (uint64_t)pagemap_timestamp(h->fmap) : 0, 8);
+    put_be(m + 40, crc64_update(0, m, 40), 8);
     char tmp[PATH_CAP + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", h->meta);
     /* the file's bytes are on disk before a meta vouches for them; a crash before the rename
@@ -436,7 +439,7 @@ static void write_meta_locked(hydrator *h)
 
 /* Reads and checks <path>.meta. */
 static lv_err read_meta(hydrator *h, uint64_t *txid, uint64_t *sum, uint32_t *ps, uint32_t *pages,
-                        char *err)
+                        int64_t *stamp, char *err)
 {
     int fd = open(h->meta, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -445,12 +448,13 @@ static lv_err read_meta(hydrator *h, uint64_t *txid, uint64_t *sum, uint32_t *ps
     ssize_t n = read(fd, m, sizeof m);
     close(fd);
     if (n != META_SIZE || memcmp(m, META_MAGIC, 8) != 0 ||
-        get_be(m + 32, 8) != crc64_update(0, m, 32))
+        get_be(m + 40, 8) != crc64_update(0, m, 40))
         return lv_fail(err, LV_ECORRUPT, "%s: not a valid hydration meta file", h->meta);
     *txid = get_be(m + 8, 8);
     *sum = get_be(m + 16, 8);
     *ps = (uint32_t)get_be(m + 24, 4);
     *pages = (uint32_t)get_be(m + 28, 4);
+    *stamp = (int64_t)get_be(m + 32, 8);
     if (!*txid || !ltx_page_size_valid(*ps))
         return lv_fail(err, LV_ECORRUPT, "%s: TXID %016llx, page size %u", h->meta,
                        (unsigned long long)*txid, *ps);
@@ -499,7 +503,8 @@ static lv_err try_reuse(hydrator *h, char *err)
 {
     uint64_t txid = 0, sum = 0;
     uint32_t ps = 0, pages = 0;
-    lv_err rc = read_meta(h, &txid, &sum, &ps, &pages, err);
+    int64_t stamp = 0;
+    lv_err rc = read_meta(h, &txid, &sum, &ps, &pages, &stamp, err);
     if (rc != LV_OK)
         return rc;
     /* from here the file may change: without its meta it is never trusted again */
@@ -538,10 +543,21 @@ static lv_err try_reuse(hydrator *h, char *err)
         pagemap_unref(m);
         return rc;
     }
+    if (!pagemap_checksum(m) && pagemap_timestamp(m) != stamp) {
+        char a[LV_TIME_RFC3339_LEN], b[LV_TIME_RFC3339_LEN];
+        lv_time_format(pagemap_timestamp(m), 1, a);
+        lv_time_format(stamp, 1, b);
+        rc = lv_fail(err, LV_ECHECKSUM,
+                     "TXID %016llx of the replica (no checksum) comes from a file of %s, the kept "
+                     "file from one of %s (another database, or recompacted)",
+                     (unsigned long long)txid, a, b);
+        pagemap_unref(m);
+        return rc;
+    }
     if (!pagemap_checksum(m))
         rdb_log(VCONF_LOG_INFO,
                 "hydration %s: the replica carries no checksum at TXID %016llx: the kept file is "
-                "trusted by its own checksum and the TXID",
+                "trusted by its own checksum, the TXID and the timestamp of the file that gave it",
                 h->path, (unsigned long long)txid);
     pthread_mutex_lock(&h->apply_mu);
     h->fmap = m;
@@ -749,7 +765,7 @@ static lv_err catch_up(hydrator *h, char *err)
         }
         if (!t) { /* a new database without its first file yet */
             pagemap_unref(m);
-            nap(h, HYDRATOR_FOLLOW_MS);
+            nap(h, HYDRATOR_FOLLOW_MS, 0);
             continue;
         }
         lv_err rc = apply(h, m, 0, err);
@@ -846,7 +862,7 @@ static lv_err build(hydrator *h, char *err)
 static lv_err follow(hydrator *h, char *err)
 {
     int64_t wait = HYDRATOR_FOLLOW_MS;
-    while (!nap(h, wait)) {
+    while (!nap(h, wait, 0)) {
         wait = HYDRATOR_FOLLOW_MS;
         pagemap *m = rdb_latest(h->d);
         uint64_t t = pagemap_txid(m), from = h->txid;
@@ -921,7 +937,7 @@ static void *thread_main(void *arg)
         if (stopping(h))
             break;
         fail(h, rc, err);
-        if (failures++ >= HYDRATOR_RETRIES || nap(h, HYDRATOR_RETRY_MS))
+        if (failures++ >= HYDRATOR_RETRIES || nap(h, HYDRATOR_RETRY_MS, 1))
             break;
     }
     if (atomic_load(&h->frozen)) /* the process is exiting: nobody will join this thread */

@@ -41,20 +41,24 @@
  * a READY hydrator the file is fsync'd and <path>.meta written next to it (temp, fsync, rename):
  *
  *   offset  size  field
- *        0     8  "LVHYDR01"
+ *        0     8  "LVHYDR02"
  *        8     8  TXID of the file               (big-endian, as every field)
  *       16     8  database checksum of the file
  *       24     4  page size
  *       28     4  page count
- *       32     8  CRC-64 of bytes 0..31
+ *       32     8  header timestamp (ms) of the replica's file that gave that TXID
+ *       40     8  CRC-64 of bytes 0..39
  *
  * At the next start with keep, the file is reused only if: the meta is valid; the file has
  * page count * page size bytes and its database checksum equals the meta's (nothing changed it);
  * the replica still gives that TXID (the newest map, or rdb_rebuild at it: LV_ENOTFOUND when
  * retention moved past it) with the same page size, page count and, when the chain carries one,
- * the same checksum. The meta is deleted before the file is touched (a crash from then on leaves
- * a file without meta: discarded next time). Then it catches up as in 2. Otherwise it is deleted
- * and rebuilt, and the log says why.
+ * the same checksum; when it carries none (Litestream's NoChecksum files), the same header
+ * timestamp of the file that gave the TXID (a replica replaced by another database of the same
+ * shape is told apart by it; a compaction ending at that TXID keeps its last input's timestamp,
+ * and any other difference only costs a rebuild). The meta is deleted before the file is touched (a
+ * crash from then on leaves a file without meta: discarded next time). Then it catches up as in 2.
+ * Otherwise it is deleted and rebuilt, and the log says why.
  *
  * Failures (store down, disk full, a checksum that does not match): state FAILED with the reason
  * (stats, and rdb_log at warn level), the file deleted, reads stay remote (hydrator_read returns

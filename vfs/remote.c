@@ -303,14 +303,15 @@ static void rdb_free(rdb *d)
 {
     if (!d)
         return;
-    hydrator_stop(d->hyd); /* first: it reads through d */
-    if (d->poller_started) {
+    if (d->poller_started) { /* first: it notifies the hydrator */
         pthread_mutex_lock(&d->mu);
         d->stopping = 1;
         pthread_cond_signal(&d->wake);
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->poller, NULL);
     }
+    hydrator_stop(d->hyd); /* then the hydrator, which reads through d */
+    d->hyd = NULL;
     pagemap_unref(d->latest);
     cache_free(d->cache);
     replica_close(d->rep);
