@@ -135,9 +135,10 @@ static int decode_record(const uint8_t in[SYNC_RECORD], sync_record *r)
 
 /*
  * <buffer>.sync holds the records of every upload attempt of the next TXID whose outcome is
- * unknown, the one about to go first (so any of them can be recognised after a crash). A torn
- * write of it is harmless: a record that does not decode is no record, and an upload it
- * described is then not recognised (the buffer is kept aside, never shipped twice).
+ * unknown, the one about to go first (so any of them can be recognised after a crash). It is
+ * replaced whole (<buffer>.sync.tmp, fdatasync, rename): a kill at any moment leaves the old
+ * records or the new ones, never an empty file (rewriting it in place lost every record to a
+ * kill between the truncation and the write, and the buffer was then set aside).
  */
 static lv_err write_records(wdb *w, const sync_record *cur, char *err)
 {
@@ -146,13 +147,19 @@ static lv_err write_records(wdb *w, const sync_record *cur, char *err)
     encode_record(cur, b);
     for (n = 1; n <= w->n_tried; n++)
         encode_record(&w->tried[n - 1], b + n * SYNC_RECORD);
-    int fd = open(w->sync_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char tmp[VCONF_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", w->sync_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return lv_fail(err, LV_EIO, "%s: %s", w->sync_path, strerror(errno));
+        return lv_fail(err, LV_EIO, "%s: %s", tmp, strerror(errno));
     lv_err rc = LV_OK;
     if (write(fd, b, n * SYNC_RECORD) != (ssize_t)(n * SYNC_RECORD) || fdatasync(fd) != 0)
-        rc = lv_fail(err, LV_EIO, "%s: %s", w->sync_path, strerror(errno));
+        rc = lv_fail(err, LV_EIO, "%s: %s", tmp, strerror(errno));
     close(fd);
+    if (rc == LV_OK && rename(tmp, w->sync_path) != 0)
+        rc = lv_fail(err, LV_EIO, "%s: rename: %s", w->sync_path, strerror(errno));
+    if (rc != LV_OK)
+        unlink(tmp);
     return rc;
 }
 
@@ -200,6 +207,12 @@ static lv_err stored_matches(wdb *w, uint64_t txid, const sync_record *recs, siz
         for (size_t i = 0; i < n; i++)
             if (recs[i].txid == txid && recs[i].size == body.len && recs[i].crc == crc)
                 *which = (int)i;
+        if (*which < 0)
+            rdb_log(VCONF_LOG_WARN,
+                    "%s: level-0 TXID %016llx is stored (%zu bytes, CRC-64 %016llx) and none of "
+                    "the %zu upload record(s) in %s matches it",
+                    desc(w), (unsigned long long)txid, body.len, (unsigned long long)crc, n,
+                    w->sync_path);
     }
     lv_buf_free(&body);
     return rc;
@@ -648,6 +661,9 @@ static lv_err open_buffer(wdb *w, char *err)
     pagemap_unref(m);
     w->txid = rtxid;
     make_parent(w->cfg.buffer);
+    char stale[VCONF_PATH_MAX + 16]; /* a record being written when a process died */
+    snprintf(stale, sizeof stale, "%s.tmp", w->sync_path);
+    unlink(stale);
 
     wbuf *b = NULL;
     wbuf_info info;
