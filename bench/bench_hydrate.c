@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define KEY      "benchkey"
 #define SECRET   "benchsecret"
 #define BUCKET   "bench"
@@ -98,59 +100,19 @@ static double median(double *v, int n)
 
 /* ---- fakes3 ------------------------------------------------------------------------------- */
 
-typedef struct server {
-    pid_t pid;
-    char url[64];
-} server;
+typedef bench_fakes3 server;
 
 static void server_start(server *s, const char *data_dir, int latency_ms)
 {
-    char bin[512], out[512], lat[32];
-    snprintf(bin, sizeof bin, "%s/fakes3", build_dir);
+    char out[512];
     snprintf(out, sizeof out, "%s/fakes3.out", work);
-    snprintf(lat, sizeof lat, "%dms", latency_ms);
-    unlink(out);
-    s->pid = fork();
-    if (s->pid < 0)
-        die("fork: %s", strerror(errno));
-    if (s->pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (latency_ms > 0)
-            execl(bin, bin, "--listen", "127.0.0.1:0", "--access-key", KEY, "--secret-key", SECRET,
-                  "--data-dir", data_dir, "--bucket", BUCKET, "--latency", lat, (char *)NULL);
-        else
-            execl(bin, bin, "--listen", "127.0.0.1:0", "--access-key", KEY, "--secret-key", SECRET,
-                  "--data-dir", data_dir, "--bucket", BUCKET, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400; i++) {
-        char text[1024] = "";
-        FILE *f = fopen(out, "r");
-        if (f) {
-            size_t n = fread(text, 1, sizeof text - 1, f);
-            text[n] = 0;
-            fclose(f);
-        }
-        char *at = strstr(text, "listening on ");
-        if (at) {
-            at += strlen("listening on ");
-            size_t n = strcspn(at, " \n");
-            snprintf(s->url, sizeof s->url, "%.*s", (int)n, at);
-            return;
-        }
-        if (waitpid(s->pid, NULL, WNOHANG) != 0)
-            die("fakes3 exited at start (see %s)", out);
-        usleep(25000);
-    }
-    die("fakes3 did not start (see %s)", out);
+    bench_fakes3_start(s, "bench_hydrate", build_dir, data_dir, out, latency_ms, KEY, SECRET,
+                       BUCKET);
 }
 
 static void server_stop(server *s)
 {
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
+    bench_fakes3_stop(s);
 }
 
 /* ---- the database ------------------------------------------------------------------------- */

@@ -3,7 +3,8 @@
 # cp` of the same replica in the same run; then query latency after cutover against plain SQLite
 # on a local copy. Run it by hand (docs/benchmarks.md); CTest runs --smoke (a 2 MiB database, no
 # latency, one trial, no awscli) so the code keeps working.
-add_executable(bench_hydrate ${CMAKE_CURRENT_LIST_DIR}/bench_hydrate.c)
+add_executable(bench_hydrate ${CMAKE_CURRENT_LIST_DIR}/bench_hydrate.c
+  ${CMAKE_CURRENT_LIST_DIR}/benchutil.c)
 target_link_libraries(bench_hydrate PRIVATE PkgConfig::SQLITE3)
 add_dependencies(bench_hydrate fakes3 ltxctl litestream-vfs)
 add_test(NAME bench_hydrate_smoke COMMAND bench_hydrate --smoke)
